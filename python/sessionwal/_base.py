@@ -1,0 +1,70 @@
+"""What the pure and the native writer share: hooks, path resolution, context manager."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sessionwal import paths, records
+
+__all__ = ["SYNC_MODES", "WriterBase"]
+
+SYNC_MODES = ("never", "close", "interval", "always")
+
+
+class WriterBase:
+    """The drop-in hooks of DESIGN §4 and the seed's surface around them.
+
+    Subclasses override the hooks as class attributes, e.g.
+    ``build_header = staticmethod(my_build_header)``.
+    """
+
+    __slots__ = ()
+
+    build_header = staticmethod(records.build_header)
+    build_trailer = staticmethod(records.build_trailer)
+    build_chunk_record = staticmethod(records.build_chunk_record)
+    session_file = staticmethod(paths.session_file)
+    session_partial_file = staticmethod(paths.session_partial_file)
+
+    def _resolve_paths(self, session: Any, path: Path | str | None) -> tuple[Path, Path]:
+        """(final, partial) as the seed computes them, resolved to absolute paths."""
+        if path is not None:
+            final_path = Path(path).resolve()
+            return final_path, final_path.with_name(final_path.name + paths.PARTIAL_SUFFIX)
+        final_path = Path(self.session_file(session.id)).resolve()
+        partial_path = Path(self.session_partial_file(session.id)).resolve()
+        if final_path.parent == paths.sessions_dir().resolve():
+            paths.ensure_sessions_dir()
+        return final_path, partial_path
+
+    def _uses_default_chunk_builder(self) -> bool:
+        return type(self).build_chunk_record is WriterBase.build_chunk_record
+
+    def close(self) -> None:  # pragma: no cover - both writers define it
+        raise NotImplementedError
+
+    def abandon(self) -> None:  # pragma: no cover - both writers define it
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+
+def check_sync_mode(sync: str, sync_interval: float) -> None:
+    if sync not in SYNC_MODES:
+        raise ValueError(f"sync must be one of {', '.join(map(repr, SYNC_MODES))}, not {sync!r}")
+    if not sync_interval > 0:
+        raise ValueError(f"sync_interval must be a positive number of seconds, not {sync_interval!r}")

@@ -1,0 +1,201 @@
+"""The pure-Python reference writer: the seed's algorithm, same API, same bytes.
+
+Every native behaviour is tested against this class and every benchmark is a
+ratio against it, so it stays deliberately close to the original writer:
+a text file opened in append mode, ``json.dumps(record, ensure_ascii=False)``
+plus ``"\\n"`` per record, ``flush()`` after each, an advisory ``flock``, the
+trailer and an atomic ``os.replace`` on close.
+
+Beyond the seed it accepts ``sync=`` (durability, see the README) and
+``write_chunks`` so the two writers stay comparable; its default
+``sync="never"`` is the seed's behaviour.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from sessionwal._base import WriterBase, check_sync_mode
+from sessionwal.errors import PersistenceError
+
+__all__ = ["SessionWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+def _lock_conflict(partial_path: Path) -> PersistenceError:
+    return PersistenceError(
+        f"another process is already writing to '{partial_path}'; refusing to interleave appends"
+    )
+
+
+class SessionWriter(WriterBase):
+    """Append-only JSONL WAL writer for one session (pure Python)."""
+
+    __slots__ = (
+        "_chunks_written",
+        "_closed",
+        "_file",
+        "_final_path",
+        "_last_sync",
+        "_partial_path",
+        "_sandbox_handle_id",
+        "_session",
+        "_sync",
+        "_sync_interval",
+    )
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        sandbox_handle_id: str | None = None,
+        path: Path | str | None = None,
+        sync: str = "never",
+        sync_interval: float = 1.0,
+    ) -> None:
+        check_sync_mode(sync, sync_interval)
+        self._session = session
+        self._final_path, self._partial_path = self._resolve_paths(session, path)
+        self._sandbox_handle_id = sandbox_handle_id
+        self._sync = sync
+        self._sync_interval = sync_interval
+        self._last_sync = time.monotonic()
+        self._file: IO[str] | None = None
+        self._chunks_written = 0
+        self._closed = False
+        self._open()
+        try:
+            self._write_record(self.build_header(session, sandbox_handle_id=sandbox_handle_id))
+        except BaseException:
+            self._release()
+            self._closed = True
+            raise
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the file after :meth:`close`."""
+        return self._final_path
+
+    @property
+    def partial_path(self) -> Path:
+        """Absolute path of the in-flight ``.__partial__`` file."""
+        return self._partial_path
+
+    @property
+    def chunks_written(self) -> int:
+        """Number of ``record_type=chunk`` lines written so far."""
+        return self._chunks_written
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` or :meth:`abandon`."""
+        return self._closed
+
+    def write_chunk(self, index: int, row: Any) -> None:
+        """Append one chunk record."""
+        self._check_open()
+        self._write_record(self.build_chunk_record(index, row))
+        self._chunks_written += 1
+
+    def write_chunks(self, items: Iterable[tuple[int, Any]]) -> None:
+        """Append many chunk records; if one cannot be encoded, none is written."""
+        self._check_open()
+        lines = [
+            json.dumps(self.build_chunk_record(index, row), ensure_ascii=False) + "\n"
+            for index, row in items
+        ]
+        if lines:
+            self._write_line("".join(lines))
+            self._chunks_written += len(lines)
+
+    def close(self) -> None:
+        """Write the trailer and atomically rename ``__partial__`` to the final name.
+
+        Idempotent.
+        """
+        if self._closed:
+            return
+        try:
+            if self._file is not None:
+                trailer = self.build_trailer(self._session, final_chunk_count=self._chunks_written)
+                self._write_record(trailer)
+                if self._sync != "never":
+                    os.fsync(self._file.fileno())
+        finally:
+            self._release()
+            self._closed = True
+        try:
+            os.replace(self._partial_path, self._final_path)
+        except FileNotFoundError:
+            return
+        if self._sync != "never":
+            _fsync_directory(self._final_path.parent)
+
+    def abandon(self) -> None:
+        """Release the file without a trailer or rename; the ``__partial__`` file stays."""
+        if self._closed:
+            return
+        self._release()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"SessionWriter({self._final_path}) is closed; cannot append more chunks",
+            )
+
+    def _open(self) -> None:
+        self._partial_path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self._partial_path.exists()
+        file = self._partial_path.open("a", encoding="utf-8")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise _lock_conflict(self._partial_path) from None
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
+        if not existed:
+            os.chmod(self._partial_path, 0o600)
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        self._write_line(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
+
+    def _write_line(self, text: str) -> None:
+        assert self._file is not None
+        self._file.write(text)
+        self._file.flush()
+        if self._sync == "always" or (
+            self._sync == "interval"
+            and time.monotonic() - self._last_sync >= self._sync_interval
+        ):
+            os.fdatasync(self._file.fileno())
+            self._last_sync = time.monotonic()
+
+    def _release(self) -> None:
+        if self._file is None:
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+        except OSError:  # pragma: no cover - racing filesystem
+            logger.exception("failed to close persisted session file %s", self._partial_path)
+        self._file = None
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,70 @@
+"""The native writer: the seed's API over the Rust core in ``sessionwal._native``.
+
+``write_chunk``, ``write_chunks``, ``abandon``, ``chunks_written`` and
+``closed`` are native methods of the base class, so the per-chunk path runs
+no Python frame. This module only resolves paths, calls the record-builder
+hooks (header and trailer, once each) and keeps the seed's signatures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sessionwal._base import WriterBase, check_sync_mode
+from sessionwal._native import NativeWriter
+
+__all__ = ["SessionWriter"]
+
+
+class SessionWriter(WriterBase, NativeWriter):
+    """Append-only JSONL WAL writer for one session, with a native core.
+
+    Same API and bytes as :class:`sessionwal.pure.SessionWriter`; see the
+    README for the ``sync`` modes (default ``"close"``: the trailer and the
+    rename survive power loss).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        sandbox_handle_id: str | None = None,
+        path: Path | str | None = None,
+        sync: str = "close",
+        sync_interval: float = 1.0,
+    ) -> None:
+        check_sync_mode(sync, sync_interval)
+        self._session = session
+        self._final_path, self._partial_path = self._resolve_paths(session, path)
+        custom_builder = None if self._uses_default_chunk_builder() else self.build_chunk_record
+        self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
+        try:
+            self._append_record(self.build_header(session, sandbox_handle_id=sandbox_handle_id))
+        except BaseException:
+            self.abandon()
+            raise
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the file after :meth:`close`."""
+        return self._final_path
+
+    @property
+    def partial_path(self) -> Path:
+        """Absolute path of the in-flight ``.__partial__`` file."""
+        return self._partial_path
+
+    def close(self) -> None:
+        """Write the trailer, sync per ``sync``, and atomically rename to :attr:`path`.
+
+        Idempotent.
+        """
+        if self.closed:
+            return
+        try:
+            trailer = self.build_trailer(self._session, final_chunk_count=self.chunks_written)
+        except BaseException:
+            self.abandon()
+            raise
+        self._close(trailer)

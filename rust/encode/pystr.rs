@@ -1,0 +1,39 @@
+//! Python `str` objects, read in place from CPython's compact representation
+//! (1, 2 or 4 bytes per code point) and transcoded to escaped UTF-8 in one
+//! pass. Measured against `PyUnicode_AsUTF8AndSize` in the README: that call
+//! also caches a UTF-8 copy inside every non-ASCII payload string.
+
+use pyo3::ffi;
+
+use super::string::{write_str_ucs1, write_str_ucs2, write_str_ucs4, write_str_utf8};
+use super::{Encoded, Unsupported};
+
+/// Appends `"…"` for a str (or str subclass) object.
+///
+/// # Safety
+/// Attached to the interpreter; `obj` is a valid `str` instance.
+#[inline]
+pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
+    let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
+    let data = ffi::PyUnicode_DATA(obj);
+    match ffi::PyUnicode_KIND(obj) {
+        ffi::PyUnicode_1BYTE_KIND => {
+            let units = std::slice::from_raw_parts(data as *const u8, len);
+            if ffi::PyUnicode_IS_ASCII(obj) != 0 {
+                write_str_utf8(buf, units);
+            } else {
+                write_str_ucs1(buf, units);
+            }
+            Ok(())
+        }
+        ffi::PyUnicode_2BYTE_KIND => {
+            let units = std::slice::from_raw_parts(data as *const u16, len);
+            write_str_ucs2(buf, units).map_err(|_| Unsupported)
+        }
+        ffi::PyUnicode_4BYTE_KIND => {
+            let units = std::slice::from_raw_parts(data as *const u32, len);
+            write_str_ucs4(buf, units).map_err(|_| Unsupported)
+        }
+        _ => Err(Unsupported),
+    }
+}

@@ -1,0 +1,88 @@
+//! The one error type of the file layer. The binding turns each variant into
+//! the Python exception the pure reference raises (see `binding/errors.rs`).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum WalError {
+    /// An OS call failed; `path` is the file it was about, when there is one.
+    Io {
+        source: io::Error,
+        path: Option<PathBuf>,
+    },
+    /// Another open file description holds the flock on the partial file.
+    Locked { partial_path: PathBuf },
+    /// The writer was closed or abandoned; `final_path` names it like the seed does.
+    Closed { final_path: PathBuf },
+    /// An earlier failure left the file in a state the writer cannot vouch for.
+    Poisoned { reason: String },
+    /// This process is a `fork()` child of the process that opened the file.
+    Forked,
+    /// The partial path no longer names the file this writer holds locked.
+    Replaced { partial_path: PathBuf },
+}
+
+pub type Result<T, E = WalError> = std::result::Result<T, E>;
+
+impl WalError {
+    pub fn io_at(source: io::Error, path: impl Into<PathBuf>) -> Self {
+        WalError::Io {
+            source,
+            path: Some(path.into()),
+        }
+    }
+}
+
+impl From<io::Error> for WalError {
+    fn from(source: io::Error) -> Self {
+        WalError::Io { source, path: None }
+    }
+}
+
+impl fmt::Display for WalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalError::Io { source, path: None } => write!(f, "{source}"),
+            WalError::Io {
+                source,
+                path: Some(path),
+            } => write!(f, "{source}: '{}'", path.display()),
+            WalError::Locked { partial_path } => write!(
+                f,
+                "another process is already writing to '{}'; refusing to interleave appends",
+                partial_path.display()
+            ),
+            WalError::Closed { final_path } => write!(
+                f,
+                "SessionWriter({}) is closed; cannot append more chunks",
+                final_path.display()
+            ),
+            WalError::Poisoned { reason } => write!(
+                f,
+                "session writer is unusable after an earlier failure ({reason}); \
+                 the partial file is left as it is"
+            ),
+            WalError::Forked => write!(
+                f,
+                "session writer was opened by the parent of this forked process; \
+                 refusing to write from the child"
+            ),
+            WalError::Replaced { partial_path } => write!(
+                f,
+                "'{}' was replaced or removed while this writer held it; refusing to continue",
+                partial_path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WalError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The write-ahead-log file: open + lock, one `write(2)` per record with
+//! rollback, durability per [`SyncMode`], and the trailer + atomic rename
+//! that marks a clean close. Plain Rust, no Python: unit-tested with
+//! `cargo test` through the [`Sys`] seam.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Result, WalError};
+use crate::fork;
+use crate::sync_mode::SyncMode;
+use crate::syncer::Syncer;
+use crate::sys::{RealSys, Sys};
+
+/// How many times `open` retries when the file it locked was renamed or
+/// unlinked between its `open` and its `flock` (a concurrent close).
+const OPEN_ATTEMPTS: usize = 3;
+
+enum State {
+    Open,
+    Poisoned(String),
+    Closed,
+}
+
+pub struct WalFile {
+    file: Option<Arc<File>>,
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    sync: SyncMode,
+    sys: Arc<dyn Sys>,
+    /// Bytes in the file. Exact while we hold the lock: it is where the next
+    /// record starts, so where a failed write is cut back to.
+    size: u64,
+    state: State,
+    fork_generation: u64,
+    syncer: Option<Syncer>,
+}
+
+impl WalFile {
+    pub fn open(partial_path: &Path, final_path: &Path, sync: SyncMode) -> Result<Self> {
+        Self::open_with(partial_path, final_path, sync, Arc::new(RealSys))
+    }
+
+    /// `open` with the system calls made after opening routed through `sys`.
+    pub fn open_with(
+        partial_path: &Path,
+        final_path: &Path,
+        sync: SyncMode,
+        sys: Arc<dyn Sys>,
+    ) -> Result<Self> {
+        if let Some(parent) = partial_path.parent() {
+            fs::create_dir_all(parent).map_err(|e| WalError::io_at(e, parent))?;
+        }
+        for _ in 0..OPEN_ATTEMPTS {
+            let file = open_append(partial_path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(WalError::Locked {
+                        partial_path: partial_path.to_path_buf(),
+                    })
+                }
+                Err(TryLockError::Error(e)) => return Err(WalError::io_at(e, partial_path)),
+            }
+            if !names_same_file(&file, partial_path)? {
+                continue;
+            }
+            let file = Arc::new(file);
+            let size = sys.file_size(file.as_raw_fd())?;
+            let syncer = match sync {
+                SyncMode::Interval(every) => Some(start_syncer(&file, &sys, every)?),
+                _ => None,
+            };
+            return Ok(WalFile {
+                file: Some(file),
+                partial_path: partial_path.to_path_buf(),
+                final_path: final_path.to_path_buf(),
+                sync,
+                sys,
+                size,
+                state: State::Open,
+                fork_generation: fork::generation(),
+                syncer,
+            });
+        }
+        Err(WalError::Replaced {
+            partial_path: partial_path.to_path_buf(),
+        })
+    }
+
+    pub fn partial_path(&self) -> &Path {
+        &self.partial_path
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Appends one or more complete lines with a single `write(2)` (looping
+    /// on short writes and EINTR). On failure nothing of `lines` stays in the
+    /// file: the tail is cut back, and if that fails the writer is poisoned.
+    pub fn append(&mut self, lines: &[u8]) -> Result<()> {
+        let fd = self.writable_fd()?;
+        if let Some(failure) = self.syncer.as_ref().and_then(Syncer::take_failure) {
+            return Err(self.poison_with(failure, "background fdatasync failed"));
+        }
+        let start = self.size;
+        let mut written = 0;
+        while written < lines.len() {
+            match self.sys.write(fd, &lines[written..]) {
+                Ok(0) => {
+                    let err = io::Error::from(io::ErrorKind::WriteZero);
+                    return Err(self.roll_back(start, written, err));
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.roll_back(start, written, e)),
+            }
+        }
+        self.size += lines.len() as u64;
+        match &self.sync {
+            SyncMode::Always => {
+                if let Err(e) = self.sys.fdatasync(fd) {
+                    return Err(self.poison_with(e, "fdatasync failed"));
+                }
+            }
+            SyncMode::Interval(_) => {
+                if let Some(syncer) = &self.syncer {
+                    syncer.mark_dirty();
+                }
+            }
+            SyncMode::Never | SyncMode::Close => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the trailer, makes it durable per the sync mode, renames the
+    /// partial file to its final name, then releases the lock. Idempotent.
+    ///
+    /// The lock is held across the rename so no other writer can open the
+    /// partial file between our trailer and the rename.
+    pub fn close(&mut self, trailer: &[u8]) -> Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let result = self.finish(trailer);
+        self.release();
+        result
+    }
+
+    /// Releases the file without a trailer or rename: the partial file stays.
+    pub fn abandon(&mut self) {
+        self.release();
+    }
+
+    fn finish(&mut self, trailer: &[u8]) -> Result<()> {
+        self.append(trailer)?;
+        let fd = self.writable_fd()?;
+        if let Some(failure) = self.syncer.take().and_then(Syncer::stop) {
+            return Err(self.poison_with(failure, "background fdatasync failed"));
+        }
+        if self.sync.syncs_on_close() {
+            if let Err(e) = self.sys.fdatasync(fd) {
+                return Err(self.poison_with(e, "fdatasync failed"));
+            }
+        }
+        match fs::symlink_metadata(&self.partial_path) {
+            // Someone removed the partial file: nothing to promote (the seed
+            // ignores FileNotFoundError from its rename the same way).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
+            Ok(meta) => {
+                if !self.holds(&meta)? {
+                    let err = WalError::Replaced {
+                        partial_path: self.partial_path.clone(),
+                    };
+                    self.state = State::Poisoned(err.to_string());
+                    return Err(err);
+                }
+            }
+        }
+        match fs::rename(&self.partial_path, &self.final_path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
+            Ok(()) => {}
+        }
+        if self.sync.syncs_on_close() {
+            self.sync_directory()?;
+        }
+        Ok(())
+    }
+
+    fn sync_directory(&self) -> Result<()> {
+        let dir = self.final_path.parent().unwrap_or(Path::new("."));
+        let handle = File::open(dir).map_err(|e| WalError::io_at(e, dir))?;
+        self.sys
+            .fsync(handle.as_raw_fd())
+            .map_err(|e| WalError::io_at(e, dir))
+    }
+
+    fn holds(&self, meta: &fs::Metadata) -> Result<bool> {
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let ours = file.metadata()?;
+        Ok(ours.dev() == meta.dev() && ours.ino() == meta.ino())
+    }
+
+    fn writable_fd(&self) -> Result<RawFd> {
+        match &self.state {
+            State::Closed => Err(WalError::Closed {
+                final_path: self.final_path.clone(),
+            }),
+            State::Poisoned(reason) => Err(WalError::Poisoned {
+                reason: reason.clone(),
+            }),
+            State::Open if self.fork_generation != fork::generation() => Err(WalError::Forked),
+            State::Open => Ok(self
+                .file
+                .as_ref()
+                .expect("an open writer has a file")
+                .as_raw_fd()),
+        }
+    }
+
+    /// Undoes a write that failed after `written` bytes of a record starting
+    /// at `start`; returns the error to raise.
+    fn roll_back(&mut self, start: u64, written: usize, err: io::Error) -> WalError {
+        if written == 0 {
+            return WalError::io_at(err, &self.partial_path);
+        }
+        let fd = self.file.as_ref().expect("open").as_raw_fd();
+        let expected = start + written as u64;
+        let outcome = match self.sys.file_size(fd) {
+            // Cut only what we wrote: any other size means bytes we cannot account for.
+            Ok(size) if size == expected => self.sys.ftruncate(fd, start),
+            Ok(size) => Err(io::Error::other(format!(
+                "file is {size} bytes, expected {expected}"
+            ))),
+            Err(e) => Err(e),
+        };
+        if let Err(rollback) = outcome {
+            self.state = State::Poisoned(format!(
+                "a write failed part way ({err}) and cutting the torn record failed ({rollback})"
+            ));
+        }
+        WalError::io_at(err, &self.partial_path)
+    }
+
+    fn poison_with(&mut self, err: io::Error, what: &str) -> WalError {
+        self.state = State::Poisoned(format!("{what}: {err}"));
+        WalError::io_at(err, &self.partial_path)
+    }
+
+    fn release(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            drop(syncer.stop());
+        }
+        if let Some(file) = self.file.take() {
+            // In a forked child the descriptor shares the parent's open file
+            // description: unlocking it would drop the parent's lock.
+            if self.fork_generation == fork::generation() {
+                let _ = file.unlock();
+            }
+        }
+        self.state = State::Closed;
+    }
+}
+
+impl Drop for WalFile {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| WalError::io_at(e, path))
+}
+
+fn names_same_file(file: &File, path: &Path) -> Result<bool> {
+    let ours = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(theirs) => Ok(ours.dev() == theirs.dev() && ours.ino() == theirs.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(WalError::io_at(e, path)),
+    }
+}
+
+fn start_syncer(file: &Arc<File>, sys: &Arc<dyn Sys>, every: Duration) -> Result<Syncer> {
+    Ok(Syncer::start(Arc::clone(file), Arc::clone(sys), every)?)
+}
