@@ -42,12 +42,6 @@ class WriterBase:
     def _uses_default_chunk_builder(self) -> bool:
         return type(self).build_chunk_record is WriterBase.build_chunk_record
 
-    def close(self) -> None:  # pragma: no cover - both writers define it
-        raise NotImplementedError
-
-    def abandon(self) -> None:  # pragma: no cover - both writers define it
-        raise NotImplementedError
-
     def __enter__(self) -> Self:
         return self
 
@@ -57,10 +51,12 @@ class WriterBase:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # close()/abandon() come from the concrete writer (the native one's
+        # abandon is a method of its Rust base class, after this one in the MRO).
         if exc_type is None:
-            self.close()
+            self.close()  # type: ignore[attr-defined]
         else:
-            self.abandon()
+            self.abandon()  # type: ignore[attr-defined]
 
 
 def check_sync_mode(sync: str, sync_interval: float) -> None:

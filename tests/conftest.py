@@ -1,0 +1,66 @@
+"""Shared fixtures: every behavioural test runs against both writers.
+
+Tests import the *installed* ``sessionwal`` (CI installs the built wheel into
+a fresh virtual environment and runs from a directory without ``python/``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import sessionwal
+import sessionwal.pure
+import sessionwal.records
+
+# Profiles picked by HYPOTHESIS_PROFILE: "dev" for quick local runs, "ci" (the
+# default) for thousands of examples in CI, "long" for soak-style runs.
+settings.register_profile(
+    "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "long", max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+WRITERS = {
+    "pure": sessionwal.pure.SessionWriter,
+    "native": sessionwal.SessionWriter,
+}
+
+FIXED_CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+FIXED_CLOSED_AT = datetime(2026, 1, 2, 4, 5, 6, 789012, tzinfo=UTC)
+
+
+@pytest.fixture(params=sorted(WRITERS))
+def writer_cls(request: pytest.FixtureRequest) -> type:
+    """Each test using this runs once with the pure and once with the native writer."""
+    return WRITERS[request.param]
+
+
+@pytest.fixture(autouse=True)
+def sessionwal_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private SESSIONWAL_HOME per test, so default paths never touch ~."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("SESSIONWAL_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Pins the trailer's closed_at so whole files compare byte for byte."""
+    monkeypatch.setattr(sessionwal.records, "now_utc", lambda: FIXED_CLOSED_AT)
+    return FIXED_CLOSED_AT
+
+
+def make_session(session_id: str = "session-1", **fields: object) -> sessionwal.Session:
+    return sessionwal.Session(id=session_id, created_at=FIXED_CREATED_AT, **fields)  # type: ignore[arg-type]
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
