@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_session
-
 import sessionwal
 from sessionwal import ChunkRow
+
+from conftest import make_session
 
 
 def runtime_writer(base: type, directory: Path) -> type:
@@ -69,4 +69,6 @@ def test_header_only_override_keeps_native_chunks(writer_cls, tmp_path):
         writer.write_chunk(7, ChunkRow(sessionwal.ChunkKind.USER, {"q": None}))
     lines = (tmp_path / "z.jsonl").read_text().splitlines()
     assert lines[0] == '{"h": "z"}'
-    assert lines[1] == '{"record_type": "chunk", "index": 7, "kind": "user", "payload": {"q": null}}'
+    assert lines[1] == (
+        '{"record_type": "chunk", "index": 7, "kind": "user", "payload": {"q": null}}'
+    )

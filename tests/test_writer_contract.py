@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXED_CLOSED_AT, FIXED_CREATED_AT, make_session, read_lines
 
 import sessionwal
 from sessionwal import ChunkKind, ChunkRow, PersistenceError, Usage
+
+from conftest import FIXED_CLOSED_AT, FIXED_CREATED_AT, make_session, read_lines
 
 
 def row(i: int = 0) -> ChunkRow:
@@ -110,9 +111,7 @@ def test_write_after_close_or_abandon_raises(writer_cls, tmp_path, after):
     getattr(writer, after)()
     with pytest.raises(RuntimeError, match="closed") as info:
         writer.write_chunk(0, row())
-    assert str(info.value) == (
-        f"SessionWriter({writer.path}) is closed; cannot append more chunks"
-    )
+    assert str(info.value) == (f"SessionWriter({writer.path}) is closed; cannot append more chunks")
     assert not isinstance(info.value, PersistenceError)
 
 
@@ -173,7 +172,9 @@ def test_second_writer_in_another_process_raises(writer_cls, tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "s.jsonl")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert out.startswith("refused: another process is already writing to")
     writer.abandon()
@@ -243,9 +244,9 @@ def test_duck_typed_session(writer_cls, tmp_path):
 
 def test_both_writers_write_identical_files(tmp_path, fixed_clock):
     rows = [
-        ChunkRow(ChunkKind.USER, {"content": "hi \"there\"\n\t\\ é 世 😀 \x00\x1f\x7f"}),
+        ChunkRow(ChunkKind.USER, {"content": 'hi "there"\n\t\\ é 世 😀 \x00\x1f\x7f'}),
         ChunkRow("assistant", {"a": [1, 2.5, None, True, False, 1e16, 1e-05, -0.0]}),
-        ChunkRow(ChunkKind.TOOL_RESULT, {1: "int key", 2.5: "float key", None: "n", True: "t"}),
+        ChunkRow(ChunkKind.TOOL_RESULT, {1: "int key", 2.5: "float key", None: "n", False: "f"}),
         ChunkRow(ChunkKind.SYSTEM, {"nan": float("nan"), "inf": float("-inf"), "big": 2**80}),
     ]
     outputs = []

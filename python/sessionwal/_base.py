@@ -63,4 +63,6 @@ def check_sync_mode(sync: str, sync_interval: float) -> None:
     if sync not in SYNC_MODES:
         raise ValueError(f"sync must be one of {', '.join(map(repr, SYNC_MODES))}, not {sync!r}")
     if not sync_interval > 0:
-        raise ValueError(f"sync_interval must be a positive number of seconds, not {sync_interval!r}")
+        raise ValueError(
+            f"sync_interval must be a positive number of seconds, not {sync_interval!r}"
+        )

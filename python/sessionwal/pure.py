@@ -176,8 +176,7 @@ class SessionWriter(WriterBase):
         self._file.write(text)
         self._file.flush()
         if self._sync == "always" or (
-            self._sync == "interval"
-            and time.monotonic() - self._last_sync >= self._sync_interval
+            self._sync == "interval" and time.monotonic() - self._last_sync >= self._sync_interval
         ):
             os.fdatasync(self._file.fileno())
             self._last_sync = time.monotonic()

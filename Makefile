@@ -1,0 +1,40 @@
+# Targets a newcomer needs; `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help venv dev test test-rust bench lint fmt ci clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+venv: ## create .venv with the build and test tools
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q "maturin>=1.9.4,<2" ruff pytest hypothesis pytest-timeout
+
+dev: venv ## build the extension in release mode into .venv (editable)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release
+
+test: dev ## run the Python tests (HYPOTHESIS_PROFILE=dev for a quick run)
+	$(VENV)/bin/pytest
+
+test-rust: ## run the Rust unit tests (no interpreter needed for the file layer)
+	cargo test
+
+bench: dev ## run the benchmark table against the pure-Python reference
+	$(PY) benches/bench_writers.py
+
+lint: ## ruff, clippy, rustfmt: all must be clean
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	cargo clippy --all-targets -- -D warnings
+	cargo fmt --check
+
+fmt: ## format Rust and Python sources
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benches
+
+ci: ## what CI runs: wheel into a fresh venv, tests, cargo test, linters
+	bash .ci/run
+
+clean: ## remove build outputs
+	rm -rf target dist $(VENV)
