@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -267,11 +269,7 @@ def available_contenders(native: type | None) -> list[str]:
         names.append("native")
         if hasattr(native, "write_chunks"):
             names.append("native_batch64")
-    try:
-        import orjson  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    if importlib.util.find_spec("orjson") is not None:
         names.append("orjson")
     return names
 
@@ -471,10 +469,8 @@ def stream_rss(total_bytes: int, workload: str = "chat", *, writer: str = "nativ
 def machine_info() -> dict[str, Any]:
     """What a reader needs to compare two runs."""
     try:
-        import orjson
-
-        orjson_version: str | None = orjson.__version__
-    except ImportError:
+        orjson_version: str | None = importlib.metadata.version("orjson")
+    except importlib.metadata.PackageNotFoundError:
         orjson_version = None
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": platform.platform(), "machine": platform.machine(),
@@ -516,6 +512,11 @@ def evaluate_targets(results: Sequence[WorkloadResult]) -> list[dict[str, Any]]:
     return verdicts
 
 
+_LABELS = {"native_batch64": "native/64", "orjson": "orjson+os.write"}
+_COLORS = {"pure": "tab:gray", "native": "tab:blue", "native_batch64": "tab:green",
+           "orjson": "tab:orange"}
+
+
 def plot(results: Sequence[WorkloadResult], out: str) -> None:
     """One bar panel per workload: µs per chunk differ 100x between workloads."""
     import matplotlib
@@ -526,7 +527,8 @@ def plot(results: Sequence[WorkloadResult], out: str) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 4), squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
         med = r.median_us
-        ax.bar(list(med), list(med.values()), color="tab:blue")
+        ax.bar([_LABELS.get(c, c) for c in med], list(med.values()),
+               color=[_COLORS.get(c, "tab:gray") for c in med])
         ax.set_title(f"{r.workload} ({r.bytes_per_line:.0f} B/line)")
         ax.set_ylabel("µs per chunk (median)")
         ax.tick_params(axis="x", rotation=30)
@@ -535,23 +537,35 @@ def plot(results: Sequence[WorkloadResult], out: str) -> None:
 
 
 def _parse_chunks(text: str | None, quick: bool) -> dict[str, int]:
+    """``N`` for every workload, or ``name=N,...`` over the defaults; ValueError if malformed."""
     counts = dict(QUICK_CHUNKS if quick else DEFAULT_CHUNKS)
     if text:
         if "=" not in text:
-            return dict.fromkeys(counts, int(text))
+            text = ",".join(f"{name}={text}" for name in counts)
         for part in text.split(","):
             key, _, value = part.partition("=")
+            if key.strip() not in counts:
+                raise ValueError(f"unknown workload {key.strip()!r}")
             counts[key.strip()] = int(value)
+    if any(n < 1 for n in counts.values()):
+        raise ValueError("chunk counts must be positive")
     return counts
 
 
 def _progress(enabled: bool) -> Callable[[str], None]:
+    """On a terminal, one line rewritten in place; in a log, one line per phase."""
     tty = sys.stderr.isatty()
+    last_phase = [""]
 
     def report(message: str) -> None:
-        if enabled:
-            sys.stderr.write(f"\r\x1b[K{message}" if tty else f"{message}\n")
-            sys.stderr.flush()
+        if not enabled:
+            return
+        if tty:
+            sys.stderr.write(f"\r\x1b[K{message}")
+        elif (phase := message.partition(":")[0]) != last_phase[0]:
+            last_phase[0] = phase
+            sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
 
     return report
 
@@ -574,7 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; 0 on success, 2 on bad arguments (raises on output mismatch)."""
+    """Run the benchmark; 0 on success, 2 on bad arguments.
+
+    Raises :class:`OutputMismatch` if native and pure wrote different bytes,
+    after printing (and saving) every timing: the numbers help find the bug,
+    but they are not a result.
+    """
     args = build_parser().parse_args(argv)
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in names if w not in WORKLOADS]
@@ -588,8 +607,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             print("--plot needs matplotlib: pip install 'sessionwal[plot]'", file=sys.stderr)
             return 2
-    repeats = args.repeats or (5 if args.quick else 9)
-    counts = _parse_chunks(args.chunks, args.quick)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 9)
+    if repeats < 1:
+        print("--repeats must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        counts = _parse_chunks(args.chunks, args.quick)
+    except ValueError as exc:
+        print(f"--chunks {args.chunks!r}: {exc}", file=sys.stderr)
+        return 2
     stream_mib = args.stream_mib if args.stream_mib is not None else (16 if args.quick else 64)
     progress = _progress(not args.quiet)
     native = load_native()
@@ -605,14 +631,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream = stream_rss(int(stream_mib * (1 << 20)), "chat",
                             writer="native" if native else "pure", workdir=args.dir,
                             seed=args.seed, progress=progress)
-    results = []
+    results: list[WorkloadResult] = []
+    mismatches: list[str] = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="sessionwal-bench-") as tmp:
         for name in names:
             progress(f"{name}: generating {counts[name]} rows")
             rows = WORKLOADS[name](counts[name], args.seed)
             result = run_workload(name, rows, contenders, repeats, Path(tmp), native, progress)
             progress(f"{name}: checking output identity")
-            result.identity = check_identity(name, rows, native, Path(tmp))
+            try:
+                result.identity = check_identity(name, rows, native, Path(tmp))
+            except OutputMismatch as exc:  # report every workload first, raise at the end
+                result.identity = f"MISMATCH: {exc}"
+                mismatches.append(str(exc))
             results.append(result)
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")  # erase the progress line
@@ -642,6 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if args.plot:
         plot(results, args.plot)
+    if mismatches:
+        raise OutputMismatch("native output differs from pure:\n" + "\n".join(mismatches))
     return 0
 
 

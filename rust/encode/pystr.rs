@@ -5,13 +5,16 @@
 
 use pyo3::ffi;
 
-use super::string::{write_str_ucs1, write_str_ucs2, write_str_ucs4, write_str_utf8};
+#[cfg(not(feature = "str-via-utf8"))]
+use super::string::{write_str_ucs1, write_str_ucs2, write_str_ucs4};
+use super::string::write_str_utf8;
 use super::{Encoded, Unsupported};
 
 /// Appends `"…"` for a str (or str subclass) object.
 ///
 /// # Safety
 /// Attached to the interpreter; `obj` is a valid `str` instance.
+#[cfg(not(feature = "str-via-utf8"))]
 #[inline]
 pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
     let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
@@ -36,4 +39,23 @@ pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded
         }
         _ => Err(Unsupported),
     }
+}
+
+/// The alternative measured in the README (`--features str-via-utf8`): let
+/// CPython transcode (and cache) the UTF-8 form, then only escape it.
+///
+/// # Safety
+/// Attached to the interpreter; `obj` is a valid `str` instance.
+#[cfg(feature = "str-via-utf8")]
+#[inline]
+pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
+    let mut size: ffi::Py_ssize_t = 0;
+    let utf8 = ffi::PyUnicode_AsUTF8AndSize(obj, &mut size);
+    if utf8.is_null() {
+        // A lone surrogate: Python's fallback raises the UnicodeEncodeError.
+        ffi::PyErr_Clear();
+        return Err(Unsupported);
+    }
+    write_str_utf8(buf, std::slice::from_raw_parts(utf8 as *const u8, size as usize));
+    Ok(())
 }
