@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sessionwal.benchmark import WORKLOADS, chat, deltas, large
 from sessionwal.model import ChunkKind, ChunkRow
+from sessionwal.workloads import WORKLOADS, chat, deltas, large
 
 
 def _line(index: int, row: ChunkRow) -> bytes:
@@ -110,8 +110,9 @@ def test_chat_mixes_scripts_and_escapes() -> None:
     text = "".join(s for r in chat(500, 0) for s in _strings(r.payload))
     assert any(ch.isascii() and ch.isalpha() for ch in text)
     assert any("LATIN" in unicodedata.name(ch, "") and not ch.isascii() for ch in text)
-    assert any("CJK" in unicodedata.name(ch, "") or "HIRAGANA" in unicodedata.name(ch, "")
-               for ch in text)
+    assert any(
+        "CJK" in unicodedata.name(ch, "") or "HIRAGANA" in unicodedata.name(ch, "") for ch in text
+    )
     assert any(ord(ch) >= 0x1F300 for ch in text)  # emoji, outside the BMP
     for needed in ('"', "\\", "\n", "\t"):
         assert needed in text

@@ -2,10 +2,8 @@
 
 Why it is built this way:
 
-* Workloads are generated from a seeded :class:`random.Random`, so every run
-  and every machine writes the same rows (text mixing ASCII, accents, CJK,
-  emoji, quotes, backslashes and control characters: the slow paths of a JSON
-  encoder are exercised, not only ASCII).
+* Workloads (:mod:`sessionwal.workloads`) are generated from a seeded
+  :class:`random.Random`, so every run and every machine writes the same rows.
 * All contenders run in one process, interleaved within each repeat with the
   order rotated per repeat, so machine noise (turbo, page cache, neighbours)
   hits all of them alike; the median over repeats is reported. Only the
@@ -26,7 +24,6 @@ import importlib.util
 import json
 import os
 import platform
-import random
 import resource
 import statistics
 import sys
@@ -39,141 +36,35 @@ from pathlib import Path
 from typing import Any, TypeAlias
 from unittest import mock
 
-from sessionwal.model import ChunkKind, ChunkRow, Session, Usage
+from sessionwal.model import ChunkRow, Session, Usage
 
-__all__ = ["WORKLOADS", "OutputMismatch", "StreamResult", "WorkloadResult", "chat",
-           "check_identity", "deltas", "large", "main", "run_workload", "stream_rss"]
+__all__ = [
+    "WORKLOADS",
+    "OutputMismatch",
+    "StreamResult",
+    "WorkloadResult",
+    "chat",
+    "check_identity",
+    "deltas",
+    "large",
+    "main",
+    "run_workload",
+    "stream_rss",
+]
 
-# Text fragments: weights give ~80 % ASCII with every other script in every row of any size.
-_ASCII = (
-    "the agent session tool call returned value error file path config request token model "
-    "stream delta result output input context window retry timeout latency cache index query "
-    "function import return async await self None True False def class print json yield"
-).split()
-_ACCENTED = ["café", "naïve", "résumé", "Ångström", "façade", "jalapeño", "Müller", "Dvořák",
-             "São Paulo", "œuvre", "Zürich", "piñata"]
-_CJK = ["数据库", "连接失败", "こんにちは", "東京都", "한국어", "模型输出", "文件路径", "テスト",
-        "会话"]
-_EMOJI = ["🚀", "👍", "🤖", "✅", "🔥", "👩‍💻", "🎉", "⚠️", "🇯🇵", "👍🏽"]
-_SPECIAL = ['"', "'", "\\", "\n", "\t", "\\n", '\\"', "C:\\Users\\dev", '{"key": "value"}',
-            "<tag>", "&amp;", "\r\n", "\x00", "\x1b[31m", "\u2028", "…"]
-_POOL = _ASCII + _ACCENTED + _CJK + _EMOJI + _SPECIAL
-_WEIGHTS = ([80 / len(_ASCII)] * len(_ASCII) + [6 / len(_ACCENTED)] * len(_ACCENTED)
-            + [5 / len(_CJK)] * len(_CJK) + [3 / len(_EMOJI)] * len(_EMOJI)
-            + [6 / len(_SPECIAL)] * len(_SPECIAL))
-_CUM_WEIGHTS = [sum(_WEIGHTS[: i + 1]) for i in range(len(_WEIGHTS))]
-_MODELS = ["gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "llama-3.1-70b-instruct"]
-_TOOLS = ["read_file", "search_code", "run_shell", "http_get", "write_file"]
-_T0 = 1_718_000_000.0  # a fixed epoch: generated timestamps must not depend on the clock
+from sessionwal.workloads import WORKLOADS, chat, deltas, large
 
-
-def _text(rng: random.Random, n: int) -> str:
-    """``n`` characters of mixed-script text (one ``choices`` call: fast enough for 64 KiB)."""
-    parts = rng.choices(_POOL, cum_weights=_CUM_WEIGHTS, k=n // 4 + 4)
-    text = " ".join(parts)
-    while len(text) < n:
-        text += " " + " ".join(rng.choices(_POOL, cum_weights=_CUM_WEIGHTS, k=n // 4 + 4))
-    return text[:n]
-
-
-def _call_id(rng: random.Random) -> str:
-    return f"call_{rng.getrandbits(64):016x}"
-
-
-def _tool_call(rng: random.Random) -> dict[str, Any]:
-    return {
-        "id": _call_id(rng),
-        "name": rng.choice(_TOOLS),
-        "arguments": {
-            "path": f"/workspace/src/{rng.choice(_ASCII)}_{rng.randrange(100)}.py",
-            "pattern": _text(rng, rng.randint(5, 40)),
-            "max_results": rng.randint(1, 500),
-            "recursive": rng.random() < 0.5,
-            "timeout": None if rng.random() < 0.3 else round(rng.uniform(0.5, 120), 2),
-        },
-    }
-
-
-def chat(n: int, seed: int = 0) -> list[ChunkRow]:
-    """Agent conversation rows, ~1 KB per encoded line on average.
-
-    A system row, then turns of user, assistant (0 to 2 tool calls), one tool
-    result per call and a final assistant reply: the shapes a runtime persists.
-    """
-    rng = random.Random(seed)
-    ts = _T0
-    rows = [ChunkRow(ChunkKind.SYSTEM, {"role": "system", "content": _text(rng, 400),
-                                        "created": ts, "version": 2})]
-    while len(rows) < n:
-        ts += rng.uniform(0.5, 30)
-        rows.append(ChunkRow(ChunkKind.USER, {
-            "role": "user", "content": _text(rng, rng.randint(20, 300)),
-            "name": rng.choice([None, "alice", "bob"]), "created": round(ts, 6),
-            "attachments": [],
-        }))
-        calls = [_tool_call(rng) for _ in range(rng.randint(0, 2))]
-        for final in ([False, True] if calls else [True]):
-            prompt, completion = rng.randint(50, 30_000), rng.randint(1, 2_000)
-            rows.append(ChunkRow(ChunkKind.ASSISTANT, {
-                "role": "assistant", "content": _text(rng, rng.randint(50, 800)),
-                "tool_calls": [] if final else calls, "model": rng.choice(_MODELS),
-                "temperature": rng.choice([0.0, 0.2, 0.7, 1.0]), "top_p": rng.random(),
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                          "total_tokens": prompt + completion},
-                "latency_s": rng.expovariate(0.5), "cached": rng.random() < 0.2,
-                "finish_reason": "stop" if final else "tool_calls", "refusal": None,
-            }))
-            for call in [] if final else calls:
-                rows.append(ChunkRow(ChunkKind.TOOL_RESULT, {
-                    "role": "tool", "tool_call_id": call["id"], "name": call["name"],
-                    "content": _text(rng, rng.randint(100, 3000)),
-                    "is_error": rng.random() < 0.1, "exit_code": rng.choice([0, 0, 1, None]),
-                    "duration_s": round(rng.expovariate(2.0), 4),
-                }))
-    return rows[:n]
-
-
-def deltas(n: int, seed: int = 0) -> list[ChunkRow]:
-    """Streamed token deltas of 1 to 24 chars, ~150 B per encoded line."""
-    rng = random.Random(seed)
-    rows = [ChunkRow(ChunkKind.ASSISTANT, {
-        "delta": _text(rng, rng.randint(1, 24)), "index": i, "finish_reason": None,
-        "logprob": round(-rng.expovariate(3.0), 5),
-    }) for i in range(n)]
-    if rows:
-        rows[-1].payload["finish_reason"] = "stop"
-    return rows
-
-
-def large(n: int, seed: int = 0, size: int = 64 * 1024) -> list[ChunkRow]:
-    """Tool results of ~``size`` UTF-8 bytes each (file dumps, command output)."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        lines: list[str] = []
-        total = 0
-        while total < size:
-            line = _text(rng, rng.randint(10, 160))
-            lines.append(line)
-            total += len(line.encode("utf-8", "surrogatepass")) + 1
-        rows.append(ChunkRow(ChunkKind.TOOL_RESULT, {
-            "role": "tool", "tool_call_id": _call_id(rng), "name": "run_shell",
-            "content": "\n".join(lines), "bytes": total, "truncated": False,
-            "duration_s": round(rng.expovariate(0.2), 3),
-        }))
-    return rows
-
-
-WORKLOADS: dict[str, Callable[[int, int], list[ChunkRow]]] = {
-    "chat": chat, "deltas": deltas, "large": large,
-}
 DEFAULT_CHUNKS = {"chat": 10_000, "deltas": 50_000, "large": 400}
 QUICK_CHUNKS = {"chat": 2_000, "deltas": 10_000, "large": 48}
 BATCH = 64
 # DESIGN §7 targets: (workload or "*", contender, baseline, minimum baseline/contender ratio).
-TARGETS = [("chat", "native", "pure", 5.0), ("deltas", "native", "pure", 4.0),
-           ("large", "native", "pure", 4.0), ("deltas", "native_batch64", "pure", 15.0),
-           ("*", "native", "orjson", 1.0)]
+TARGETS = [
+    ("chat", "native", "pure", 5.0),
+    ("deltas", "native", "pure", 4.0),
+    ("large", "native", "pure", 4.0),
+    ("deltas", "native_batch64", "pure", 15.0),
+    ("*", "native", "orjson", 1.0),
+]
 _Items: TypeAlias = list[tuple[int, ChunkRow]]
 _FIXED_CREATED = datetime(2024, 6, 10, 12, 0, 0, 123456, tzinfo=UTC)
 _FIXED_CLOSED = datetime(2024, 6, 10, 13, 30, 0, 654321, tzinfo=UTC)
@@ -299,21 +190,29 @@ class WorkloadResult:
 def _line_bytes(rows: Sequence[ChunkRow]) -> float:
     from sessionwal.records import build_chunk_record
 
-    total = sum(len(json.dumps(build_chunk_record(i, r), ensure_ascii=False).encode()) + 1
-                for i, r in enumerate(rows))
+    total = sum(
+        len(json.dumps(build_chunk_record(i, r), ensure_ascii=False).encode()) + 1
+        for i, r in enumerate(rows)
+    )
     return total / max(1, len(rows))
 
 
-def run_workload(name: str, rows: list[ChunkRow], contenders: Sequence[str], repeats: int,
-                 workdir: Path, native: type | None = None,
-                 progress: Callable[[str], None] | None = None) -> WorkloadResult:
+def run_workload(
+    name: str,
+    rows: list[ChunkRow],
+    contenders: Sequence[str],
+    repeats: int,
+    workdir: Path,
+    native: type | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> WorkloadResult:
     """Time every contender over ``rows``, interleaved and rotated per repeat.
 
     One untimed warm-up pass over the first rows comes first, so lazy imports
     and cold caches do not land on whichever contender happens to run first.
     """
     items = list(enumerate(rows))
-    batches = [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
     pure = _pure_cls()
     runners: dict[str, Callable[[Path, _Items, list[_Items]], int]] = {
         "pure": lambda p, it, _b: _timed_writer(pure, p, it, None),
@@ -330,7 +229,7 @@ def run_workload(name: str, rows: list[ChunkRow], contenders: Sequence[str], rep
                 progress(f"{name}: {step} {contender}")
             path = workdir / f"{name}-{contender}-{rep}.jsonl"
             if rep < 0:
-                runners[contender](path, items[:4 * BATCH], batches[:4])
+                runners[contender](path, items[: 4 * BATCH], batches[:4])
             else:
                 elapsed = runners[contender](path, items, batches)
                 result.samples_us[contender].append(elapsed / 1000 / max(1, len(rows)))
@@ -339,15 +238,20 @@ def run_workload(name: str, rows: list[ChunkRow], contenders: Sequence[str], rep
 
 
 def _identity_session(workload: str) -> Session:
-    return Session(id=f"identity-{workload}", created_at=_FIXED_CREATED,
-                   parent_session_ids=["parent-0"], lineage_operator="fork",
-                   lineage_kind="branch", lineage_extras={"depth": 2, "note": "ünïcode ✅"},
-                   sandbox_backend="docker", sandbox_spec={"image": "python:3.11", "cpus": 2.0},
-                   usage=Usage(prompt_tokens=1234, completion_tokens=567))
+    return Session(
+        id=f"identity-{workload}",
+        created_at=_FIXED_CREATED,
+        parent_session_ids=["parent-0"],
+        lineage_operator="fork",
+        lineage_kind="branch",
+        lineage_extras={"depth": 2, "note": "ünïcode ✅"},
+        sandbox_backend="docker",
+        sandbox_spec={"image": "python:3.11", "cpus": 2.0},
+        usage=Usage(prompt_tokens=1234, completion_tokens=567),
+    )
 
 
-def check_identity(workload: str, rows: list[ChunkRow], native: type | None,
-                   workdir: Path) -> str:
+def check_identity(workload: str, rows: list[ChunkRow], native: type | None, workdir: Path) -> str:
     """Write ``rows`` with pure, native and native ``write_chunks``; raise unless identical.
 
     ``created_at`` comes from the Session and ``closed_at`` from the patched
@@ -369,7 +273,7 @@ def check_identity(workload: str, rows: list[ChunkRow], native: type | None,
             items = list(enumerate(rows))
             if batched:
                 for i in range(0, len(items), BATCH):
-                    writer.write_chunks(items[i:i + BATCH])
+                    writer.write_chunks(items[i : i + BATCH])
             else:
                 for index, row in items:
                     writer.write_chunk(index, row)
@@ -381,16 +285,22 @@ def check_identity(workload: str, rows: list[ChunkRow], native: type | None,
         if data == outputs["pure"]:
             continue
         got = data.splitlines(keepends=True)
-        line = next((i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b),
-                    min(len(expected), len(got)))
+        line = next(
+            (i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b),
+            min(len(expected), len(got)),
+        )
         want = expected[line] if line < len(expected) else b"<EOF>"
         have = got[line] if line < len(got) else b"<EOF>"
-        col = next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
-                   min(len(want), len(have)))
+        col = next(
+            (i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
+            min(len(want), len(have)),
+        )
         lo = max(0, col - 60)
-        raise OutputMismatch(f"{workload}: {name} differs from pure at line {line + 1}, byte "
-                             f"{col}:\n  pure:   {want[lo:col + 60]!r}\n"
-                             f"  {name}: {have[lo:col + 60]!r}")
+        raise OutputMismatch(
+            f"{workload}: {name} differs from pure at line {line + 1}, byte "
+            f"{col}:\n  pure:   {want[lo : col + 60]!r}\n"
+            f"  {name}: {have[lo : col + 60]!r}"
+        )
     return "identical"
 
 
@@ -429,9 +339,15 @@ def _rss_kib() -> int | None:
         return None
 
 
-def stream_rss(total_bytes: int, workload: str = "chat", *, writer: str = "native",
-               workdir: str | Path | None = None, seed: int = 0,
-               progress: Callable[[str], None] | None = None) -> StreamResult:
+def stream_rss(
+    total_bytes: int,
+    workload: str = "chat",
+    *,
+    writer: str = "native",
+    workdir: str | Path | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> StreamResult:
     """Stream ``total_bytes`` of ``workload`` rows into one session and watch memory.
 
     ``ru_maxrss`` alone is a high-water mark of the whole process, so current
@@ -462,8 +378,9 @@ def stream_rss(total_bytes: int, workload: str = "chat", *, writer: str = "nativ
                 progress(f"streaming: {size >> 20}/{total_bytes >> 20} MiB")
         w.close()
         seconds = time.perf_counter() - t0
-    return StreamResult(writer, workload, size, index, seconds, before, _maxrss_kib(),
-                        start_rss, peak_rss)
+    return StreamResult(
+        writer, workload, size, index, seconds, before, _maxrss_kib(), start_rss, peak_rss
+    )
 
 
 def machine_info() -> dict[str, Any]:
@@ -472,9 +389,14 @@ def machine_info() -> dict[str, Any]:
         orjson_version: str | None = importlib.metadata.version("orjson")
     except importlib.metadata.PackageNotFoundError:
         orjson_version = None
-    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "orjson": orjson_version}
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "orjson": orjson_version,
+    }
 
 
 def _fmt(value: float | None, suffix: str = "") -> str:
@@ -485,8 +407,10 @@ def _fmt(value: float | None, suffix: str = "") -> str:
 
 def markdown_table(results: Sequence[WorkloadResult]) -> str:
     """The table of DESIGN §7: µs per chunk (medians) and ratios."""
-    head = ("| workload | chunks | B/line | pure µs | native µs | native/64 µs "
-            "| orjson+os.write µs | speedup vs pure | speedup batch vs pure | native vs orjson |")
+    head = (
+        "| workload | chunks | B/line | pure µs | native µs | native/64 µs "
+        "| orjson+os.write µs | speedup vs pure | speedup batch vs pure | native vs orjson |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in results:
         med = r.median_us
@@ -495,7 +419,8 @@ def markdown_table(results: Sequence[WorkloadResult]) -> str:
             f"| {_fmt(med.get('native'))} | {_fmt(med.get('native_batch64'))} "
             f"| {_fmt(med.get('orjson'))} | {_fmt(r.ratio('pure', 'native'), 'x')} "
             f"| {_fmt(r.ratio('pure', 'native_batch64'), 'x')} "
-            f"| {_fmt(r.ratio('orjson', 'native'), 'x')} |")
+            f"| {_fmt(r.ratio('orjson', 'native'), 'x')} |"
+        )
     return "\n".join(lines)
 
 
@@ -506,15 +431,26 @@ def evaluate_targets(results: Sequence[WorkloadResult]) -> list[dict[str, Any]]:
         for r in results:
             ratio = r.ratio(baseline, contender)
             if workload in ("*", r.workload) and ratio is not None:
-                verdicts.append({"workload": r.workload, "contender": contender,
-                                 "baseline": baseline, "minimum": minimum, "ratio": ratio,
-                                 "ok": ratio >= minimum})
+                verdicts.append(
+                    {
+                        "workload": r.workload,
+                        "contender": contender,
+                        "baseline": baseline,
+                        "minimum": minimum,
+                        "ratio": ratio,
+                        "ok": ratio >= minimum,
+                    }
+                )
     return verdicts
 
 
 _LABELS = {"native_batch64": "native/64", "orjson": "orjson+os.write"}
-_COLORS = {"pure": "tab:gray", "native": "tab:blue", "native_batch64": "tab:green",
-           "orjson": "tab:orange"}
+_COLORS = {
+    "pure": "tab:gray",
+    "native": "tab:blue",
+    "native_batch64": "tab:green",
+    "orjson": "tab:orange",
+}
 
 
 def plot(results: Sequence[WorkloadResult], out: str) -> None:
@@ -527,8 +463,11 @@ def plot(results: Sequence[WorkloadResult], out: str) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 4), squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
         med = r.median_us
-        ax.bar([_LABELS.get(c, c) for c in med], list(med.values()),
-               color=[_COLORS.get(c, "tab:gray") for c in med])
+        ax.bar(
+            [_LABELS.get(c, c) for c in med],
+            list(med.values()),
+            color=[_COLORS.get(c, "tab:gray") for c in med],
+        )
         ax.set_title(f"{r.workload} ({r.bytes_per_line:.0f} B/line)")
         ax.set_ylabel("µs per chunk (median)")
         ax.tick_params(axis="x", rotation=30)
@@ -572,7 +511,8 @@ def _progress(enabled: bool) -> Callable[[str], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sessionwal bench", description="Native vs pure-Python sessionwal writers (µs/chunk).")
+        prog="sessionwal bench", description="Native vs pure-Python sessionwal writers (µs/chunk)."
+    )
     parser.add_argument("--quick", action="store_true", help="few repeats, small sizes (< 20 s)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 9, quick 5)")
     parser.add_argument("--chunks", help="chunks per workload: N for all, or chat=N,large=M")
@@ -580,8 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="bar chart (needs matplotlib)")
-    parser.add_argument("--stream-mib", type=float, help="streaming memory check size "
-                        "(default 64, quick 16; 1024 for the 1 GiB target; 0 skips)")
+    parser.add_argument(
+        "--stream-mib",
+        type=float,
+        help="streaming memory check size "
+        "(default 64, quick 16; 1024 for the 1 GiB target; 0 skips)",
+    )
     parser.add_argument("--dir", help="directory for temporary files (default: system temp)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
@@ -598,8 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in names if w not in WORKLOADS]
     if unknown:
-        print(f"unknown workload(s): {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}",
-              file=sys.stderr)
+        print(
+            f"unknown workload(s): {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.plot:
         try:
@@ -621,16 +567,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     native = load_native()
     contenders = available_contenders(native)
     info = machine_info()
-    print(f"python {info['python']} ({info['implementation']}), {info['cpu_count']} CPUs, "
-          f"{info['platform']}, orjson {info['orjson'] or 'not installed'}, "
-          f"native {'yes' if native else 'NOT importable (pure only)'}")
-    report: dict[str, Any] = {"machine": info, "repeats": repeats, "seed": args.seed,
-                              "contenders": contenders, "results": []}
+    print(
+        f"python {info['python']} ({info['implementation']}), {info['cpu_count']} CPUs, "
+        f"{info['platform']}, orjson {info['orjson'] or 'not installed'}, "
+        f"native {'yes' if native else 'NOT importable (pure only)'}"
+    )
+    report: dict[str, Any] = {
+        "machine": info,
+        "repeats": repeats,
+        "seed": args.seed,
+        "contenders": contenders,
+        "results": [],
+    }
     stream: StreamResult | None = None
     if stream_mib > 0:  # first, while the process is small, so ru_maxrss means something
-        stream = stream_rss(int(stream_mib * (1 << 20)), "chat",
-                            writer="native" if native else "pure", workdir=args.dir,
-                            seed=args.seed, progress=progress)
+        stream = stream_rss(
+            int(stream_mib * (1 << 20)),
+            "chat",
+            writer="native" if native else "pure",
+            workdir=args.dir,
+            seed=args.seed,
+            progress=progress,
+        )
     results: list[WorkloadResult] = []
     mismatches: list[str] = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="sessionwal-bench-") as tmp:
@@ -650,22 +608,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(markdown_table(results))
     print()
-    print(f"Median of {repeats} interleaved repeats, µs per chunk, write loop only (GC off); "
-          "speedups are pure/contender, 'native vs orjson' is orjson/native (> 1: native faster).")
-    print("native runs with sync='never' like pure; the default sync='close' adds only an fsync "
-          "at close. orjson+os.write is a speed yardstick only: compact separators, NaN → null, "
-          "so its bytes are NOT those of json.dumps.")
+    print(
+        f"Median of {repeats} interleaved repeats, µs per chunk, write loop only (GC off); "
+        "speedups are pure/contender, 'native vs orjson' is orjson/native (> 1: native faster)."
+    )
+    print(
+        "native runs with sync='never' like pure; the default sync='close' adds only an fsync "
+        "at close. orjson+os.write is a speed yardstick only: compact separators, NaN → null, "
+        "so its bytes are NOT those of json.dumps."
+    )
     for r in results:
         print(f"output identity {r.workload}: {r.identity}")
     targets = evaluate_targets(results)
     for t in targets:
-        print(f"target {t['workload']}: {t['contender']} ≥ {t['minimum']:g}x {t['baseline']}: "
-              f"{t['ratio']:.2f}x {'ok' if t['ok'] else 'MISSED'}")
+        print(
+            f"target {t['workload']}: {t['contender']} ≥ {t['minimum']:g}x {t['baseline']}: "
+            f"{t['ratio']:.2f}x {'ok' if t['ok'] else 'MISSED'}"
+        )
     if stream is not None:
-        print(f"stream {stream.bytes_written / (1 << 20):.0f} MiB ({stream.chunks} chunks, "
-              f"{stream.writer}) in {stream.seconds:.1f} s: ru_maxrss {stream.maxrss_before_kib} → "
-              f"{stream.maxrss_after_kib} KiB, RSS start {stream.rss_start_kib} peak "
-              f"{stream.rss_peak_kib} KiB: {'flat' if stream.flat else 'GROWS'}")
+        print(
+            f"stream {stream.bytes_written / (1 << 20):.0f} MiB ({stream.chunks} chunks, "
+            f"{stream.writer}) in {stream.seconds:.1f} s: ru_maxrss {stream.maxrss_before_kib} → "
+            f"{stream.maxrss_after_kib} KiB, RSS start {stream.rss_start_kib} peak "
+            f"{stream.rss_peak_kib} KiB: {'flat' if stream.flat else 'GROWS'}"
+        )
     report["results"] = [{**asdict(r), "median_us": r.median_us} for r in results]
     report["targets"] = targets
     report["stream"] = None if stream is None else {**asdict(stream), "flat": stream.flat}
