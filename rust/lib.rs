@@ -9,6 +9,7 @@ pub mod encode;
 pub mod error;
 pub mod file;
 pub mod fork;
+pub mod scan;
 pub mod sync_mode;
 pub mod syncer;
 pub mod sys;

@@ -1,6 +1,7 @@
 //! The `sessionwal._native` extension module.
 
 mod errors;
+mod scan;
 mod writer;
 
 use pyo3::prelude::*;
@@ -9,5 +10,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
     Ok(())
 }
