@@ -71,6 +71,8 @@ pub struct Invalid {
     /// 0-based byte offset of the problem within the line.
     pub column: usize,
     pub reason: &'static str,
+    /// The line without its `\n`, so the caller can report it in its own words.
+    pub text: Vec<u8>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -113,6 +115,7 @@ impl Scanner {
                     line: scan.lines,
                     column,
                     reason,
+                    text: text.to_vec(),
                 });
             }
         }
@@ -537,7 +540,8 @@ mod tests {
             Some(Invalid {
                 line: 2,
                 column: 0,
-                reason: "record is not a JSON object"
+                reason: "record is not a JSON object",
+                text: b"[1, 2]".to_vec(),
             })
         );
         assert_eq!((scan.lines, scan.chunks, scan.torn_bytes()), (5, 1, 1));

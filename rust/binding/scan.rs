@@ -16,7 +16,7 @@ use crate::scan::{scan_bytes, scan_path, Scan};
 /// `events`, a list of `(line, kind, text)` for every complete line that is
 /// not a chunk line (`kind` is "header", "trailer" or "other", a hint from
 /// the prefix; `text` is the line's bytes without the newline); `invalid`,
-/// `None` or `(line, byte_column, reason)` for the first line that is not
+/// `None` or `(line, byte_column, reason, text)` for the first line that is not
 /// one valid JSON object (only checked with `validate=True`).
 /// A path is read with the interpreter released.
 #[pyfunction]
@@ -57,7 +57,11 @@ fn to_dict(py: Python<'_>, scan: Scan) -> PyResult<Bound<'_, PyDict>> {
     dict.set_item("events", events)?;
     match &scan.invalid {
         Some(invalid) => {
-            dict.set_item("invalid", (invalid.line, invalid.column, invalid.reason))?
+            let text = PyBytes::new(py, &invalid.text);
+            dict.set_item(
+                "invalid",
+                (invalid.line, invalid.column, invalid.reason, text),
+            )?
         }
         None => dict.set_item("invalid", py.None())?,
     }
