@@ -253,6 +253,9 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 _emit(record_type, record, args.json, out)
             if batch:
                 out.flush()
+                # A session that never goes idle still stops at --timeout.
+                if follower.timed_out():
+                    break
             elif not follower.wait():
                 break
         chunks_seen = follower.chunk_count

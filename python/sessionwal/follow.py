@@ -8,9 +8,10 @@ decides when to stop:
 
 - ``"closed"``: the trailer was read and the file has its final name (the
   writer's rename happened), or was opened under it;
-- ``"crashed"``: no trailer, and on two idle polls in a row no writer held
-  the file's lock (the second poll first re-reads, so nothing written before
-  the writer let go is missed);
+- ``"crashed"``: on two idle polls in a row no writer held the file's lock
+  (the second poll first re-reads, so nothing written before the writer let
+  go is missed). After a trailer, the rename is also given ``rename_grace``
+  seconds: the pure writer releases its lock just *before* renaming;
 - ``"timeout"``: ``timeout`` seconds passed first.
 """
 
@@ -40,6 +41,7 @@ class Follower:
         *,
         poll_interval: float = 0.1,
         timeout: float | None = None,
+        rename_grace: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -52,7 +54,9 @@ class Follower:
         self._structure = Structure(self.path)
         self._pending = b""
         self._line = 0
-        self._writer_seen_gone = False
+        self._rename_grace = rename_grace
+        #: When an idle poll first found no writer holding the lock.
+        self._gone_since: float | None = None
         #: None while following; then "closed", "crashed" or "timeout".
         self.outcome: str | None = None
 
@@ -86,26 +90,33 @@ class Follower:
                 record = parse_line(self.path, self._line, raw)
                 out.append((self._structure.feed(self._line, record), record))
         if out:
-            self._writer_seen_gone = False
+            self._gone_since = None
         return out
 
     def wait(self) -> bool:
         """After a :meth:`read` that found nothing: False once following is over
         (see :attr:`outcome`), else sleep one poll interval and return True."""
-        if self._structure.trailer_line is not None and self._has_final_name():
+        trailer_seen = self._structure.trailer_line is not None
+        if trailer_seen and self._has_final_name():
             self.outcome = "closed"
         elif self._writer_holds_lock():
-            self._writer_seen_gone = False
-        elif self._writer_seen_gone:
+            self._gone_since = None
+        elif self._gone_since is None:
+            self._gone_since = self._clock()
+        elif not trailer_seen or self._clock() - self._gone_since >= self._rename_grace:
             self.outcome = "crashed"
-        else:
-            self._writer_seen_gone = True
-        if self.outcome is None and self._deadline is not None and self._clock() >= self._deadline:
-            self.outcome = "timeout"
+        if self.outcome is None:
+            self.timed_out()
         if self.outcome is not None:
             return False
         self._sleep(self.poll_interval)
         return True
+
+    def timed_out(self) -> bool:
+        """True (and the outcome "timeout") once ``timeout`` seconds have passed."""
+        if self.outcome is None and self._deadline is not None and self._clock() >= self._deadline:
+            self.outcome = "timeout"
+        return self.outcome == "timeout"
 
     def _has_final_name(self) -> bool:
         name = self.path.name
