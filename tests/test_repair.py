@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sessionwal
@@ -184,6 +184,8 @@ FILES = {
 }
 
 
+# Each example fsyncs four times: 400 keep the file well under its time budget.
+@settings(max_examples=400)
 @given(st.sampled_from(sorted(FILES)), st.data())
 def test_repair_keeps_every_complete_record_at_any_truncation_point(writer, data):
     original = FILES[writer]
