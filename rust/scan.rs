@@ -12,7 +12,8 @@
 //!   subclass's `build_chunk_record` that orders keys differently, a runtime's
 //!   own record types, garbage). The caller parses events itself, so such
 //!   files are still read correctly, just without the speed-up: the scanner
-//!   never guesses what a line it does not recognise means.
+//!   never guesses what a line it does not recognise means. (For a file of
+//!   such lines only, the events hold the whole file in memory.)
 //!
 //! With `validate`, every complete line is also checked to be one JSON
 //! object in the grammar Python's `json.loads` accepts (strict strings, plus

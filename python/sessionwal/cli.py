@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -237,26 +238,34 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     path = _resolve(args.target, _sessions_dir(args))
     with Follower(path, poll_interval=args.poll, timeout=args.timeout) as follower:
-        backlog = follower.read()
-        # The header and trailer always, and only the last `--lines` chunks.
-        chunk_at = [i for i, (record_type, _) in enumerate(backlog) if record_type == "chunk"]
-        skipped = set(chunk_at[: max(len(chunk_at) - args.lines, 0)])
-        for i, (record_type, record) in enumerate(backlog):
-            if i not in skipped:
+        # What is there already: the header (line 1), the last `--lines`
+        # chunks, and the trailer (last) if any; only those stay in memory.
+        last_chunks: deque[dict[str, Any]] = deque(maxlen=args.lines)
+        trailer = None
+        for record_type, record in follower.records():
+            if record_type == "header":
                 _emit(record_type, record, args.json, out)
+            elif record_type == "chunk":
+                last_chunks.append(record)
+            else:
+                trailer = record
+        for record in last_chunks:
+            _emit("chunk", record, args.json, out)
+        if trailer is not None:
+            _emit("trailer", trailer, args.json, out)
         out.flush()
         if not args.follow:
             return EXIT_OK
         while True:
-            batch = follower.read()
-            for record_type, record in batch:
+            batch = 0
+            for record_type, record in follower.records():
                 _emit(record_type, record, args.json, out)
-            if batch:
                 out.flush()
+                batch += 1
                 # A session that never goes idle still stops at --timeout.
                 if follower.timed_out():
                     break
-            elif not follower.wait():
+            if follower.outcome is not None or (not batch and not follower.wait()):
                 break
         chunks_seen = follower.chunk_count
     if follower.outcome == "closed":

@@ -20,7 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,11 @@ class Follower:
     def chunk_count(self) -> int:
         return self._structure.chunks
 
-    def read(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(record_type, record)`` for every complete record that arrived."""
-        out: list[tuple[str, dict[str, Any]]] = []
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(record_type, record)`` for each complete record that arrived, as it is read.
+
+        Ends when a read finds no more bytes: one pass over what is there.
+        """
         while data := os.read(self._fd, _READ_SIZE):
             if b"\n" not in data:
                 # Only search the new bytes: a long line arriving in pieces
@@ -88,10 +90,12 @@ class Follower:
             for raw in lines:
                 self._line += 1
                 record = parse_line(self.path, self._line, raw)
-                out.append((self._structure.feed(self._line, record), record))
-        if out:
-            self._gone_since = None
-        return out
+                self._gone_since = None
+                yield self._structure.feed(self._line, record), record
+
+    def read(self) -> list[tuple[str, dict[str, Any]]]:
+        """:meth:`records` as a list."""
+        return list(self.records())
 
     def wait(self) -> bool:
         """After a :meth:`read` that found nothing: False once following is over
