@@ -173,7 +173,9 @@ def test_interval_syncs_in_the_background_once_per_dirty_period(tmp_path):
     idle = seq[
         seq.index("write chunk") + 1 : seq.index("write chunk", seq.index("write chunk") + 1)
     ]
-    assert idle == ["fdatasync"], seq
+    # Once for chunk 0; twice only if the syncer woke between chunk 0's
+    # write and its dirty mark (then it synced the header alone first).
+    assert idle in (["fdatasync"], ["fdatasync", "fdatasync"]), seq
     background = [e for e in events if e.what == "fdatasync" and e.tid != main]
     assert background, "the idle-period sync did not come from the syncer thread"
     assert seq[-4:] == ["fdatasync", "rename", "fsync(dir)", "flock"]
