@@ -27,7 +27,8 @@ import sys, time
 from sessionwal import ChunkRow, Session, SessionWriter
 
 path, sync, interval, pause = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-writer = SessionWriter(Session(id="s"), path=path, sync=sync, sync_interval=interval)
+options = {} if sync == "default" else {"sync": sync, "sync_interval": interval}
+writer = SessionWriter(Session(id="s"), path=path, **options)
 writer.write_chunk(0, ChunkRow("user", {"n": 0}))
 time.sleep(pause)  # idle: lets a sync="interval" writer's thread run
 writer.write_chunk(1, ChunkRow("user", {"n": 1}))
@@ -156,6 +157,7 @@ EXPECTED = {
     # An interval longer than the run: only close syncs.
     "interval": ["fsync(dir)", *RECORDS, "fdatasync", "rename", "fsync(dir)"],
 }
+EXPECTED["default"] = EXPECTED["close"]
 
 
 @pytest.mark.parametrize("sync", sorted(EXPECTED))
