@@ -277,7 +277,7 @@ def test_verify_rejects_final_files_that_did_not_close(writer_cls):
     closed.write_bytes(b"".join(lines[:1] + lines[2:]))  # drop one chunk: the count is off
     mismatch = run("verify", closed)
     assert mismatch.returncode == 2
-    assert "the trailer says final_chunk_count=3 but the file holds 2 chunk records" in (
+    assert "the trailer says final_chunk_count=3 but its writer wrote 2 chunk records" in (
         mismatch.stdout
     )
 

@@ -171,11 +171,11 @@ ERRORS = {
     "a string record": ([HEADER, '"chunk"'], 2, None, "record is a string, not a JSON object"),
     "chunk before header": ([CHUNK, HEADER], 1, None, "chunk record before the header"),
     "trailer before header": ([TRAILER], 1, None, "trailer record before the header"),
-    "duplicate header": (
-        [HEADER, CHUNK, HEADER],
+    "header of another session": (
+        [HEADER, CHUNK, json.dumps(sessionwal.build_header(make_session("other")))],
         3,
         None,
-        "duplicate header (the header is line 1)",
+        "header for another session id 'other' (the header is line 1)",
     ),
     "unknown record_type": (
         [HEADER, '{"record_type": "checkpoint", "index": 0}'],
@@ -251,13 +251,16 @@ def test_iter_records_yields_until_the_bad_line(tmp_path):
         next(records)
 
 
-def test_reopened_abandoned_session_is_a_duplicate_header(writer_cls, tmp_path):
-    # The seed's writer appends a second header when an abandoned id is reopened;
-    # the loader's contract refuses a duplicate header, so such a file reads as corrupt.
+def test_reopened_abandoned_session_reads_as_one_session(writer_cls, tmp_path):
+    # Writers append a second header when an abandoned id is reopened (as the
+    # seed does, and runtimes rely on it): the loader reads both segments.
     write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:1], close=False)
-    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:1])
-    with pytest.raises(SessionFormatError, match=r"s\.jsonl:3: duplicate header"):
-        load_session(path=tmp_path / "s.jsonl")
+    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:2])
+    loaded = load_session(path=tmp_path / "s.jsonl")
+    assert loaded.closed
+    assert [c.payload for c in loaded.chunks] == [ROWS[0].payload, *(r.payload for r in ROWS[:2])]
+    assert loaded.header["id"] == "session-1"
+    assert loaded.trailer["final_chunk_count"] == 2
 
 
 # ------------------------------------------------------------------ listing

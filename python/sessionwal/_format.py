@@ -74,13 +74,17 @@ def parse_line(path: Path, line: int, raw: bytes) -> dict[str, Any]:
 class Structure:
     """The order rules, fed one record (or a run of chunk records) at a time."""
 
-    __slots__ = ("chunks", "header_line", "path", "trailer_line")
+    __slots__ = ("chunks", "header_id", "header_line", "path", "segment_chunks", "trailer_line")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.header_line: int | None = None
+        self.header_id: Any = None
         self.trailer_line: int | None = None
         self.chunks = 0
+        # Chunks since the latest header: what a writer's trailer counts when
+        # it reopened an abandoned partial file.
+        self.segment_chunks = 0
 
     def _error(self, line: int, reason: str) -> SessionFormatError:
         return SessionFormatError(self.path, line, reason)
@@ -97,9 +101,19 @@ class Structure:
             return record_type
         self._check_not_after_trailer(line)
         if record_type == "header":
-            if self.header_line is not None:
-                raise self._error(line, f"duplicate header (the header is line {self.header_line})")
-            self.header_line = line
+            if self.header_line is None:
+                self.header_line, self.header_id = line, record.get("id")
+                self.segment_chunks = 0
+            elif record.get("id") != self.header_id:
+                # A header for the same id is a reopened session: writers append
+                # to an abandoned partial file (as the seed does). Another id is not.
+                raise self._error(
+                    line,
+                    f"header for another session id {record.get('id')!r} "
+                    f"(the header is line {self.header_line})",
+                )
+            else:
+                self.segment_chunks = 0
         else:
             self._check_after_header(line, record_type)
             self.trailer_line = line
@@ -110,6 +124,7 @@ class Structure:
         self._check_not_after_trailer(first_line)
         self._check_after_header(first_line, "chunk")
         self.chunks += count
+        self.segment_chunks += count
 
     def finish(self) -> None:
         """No more complete records. (Without a header there was no complete line at

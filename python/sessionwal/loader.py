@@ -141,7 +141,7 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
     crashed). Raises ``FileNotFoundError`` when neither exists and
     :class:`SessionFormatError` for invalid JSON, a record that is not an
     object, a record without or with an unknown ``record_type``, a chunk or
-    trailer before the header, a duplicate header, a record after the
+    trailer before the header, a header for another session id, a record after the
     trailer, or a file without a complete header.
     """
     found, file = _open_session(session_id, path)
@@ -155,7 +155,7 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
             if record_type == "chunk":
                 chunks.append(_chunk_row(record))
                 indices.append(record.get("index"))
-            elif record_type == "header":
+            elif record_type == "header" and not header:
                 header = record
             else:
                 trailer = record

@@ -103,13 +103,15 @@ def _write_backup(partial: Path, data: bytes) -> Path:
     raise PersistenceError(f"no free backup name beside '{partial}' (.bak to .bak.999 exist)")
 
 
-def _check(path: Path, data: bytes) -> tuple[int, bool]:
-    """(complete chunk records, ends with a trailer), or the loader's error."""
+def _check(path: Path, data: bytes) -> tuple[int, int, bool]:
+    """(complete chunk records, those since the last header, ends with a trailer),
+    or the loader's error. The recovered trailer counts like a writer's would:
+    since the last header (a reopened session has several)."""
     structure = Structure(path)
     for line, raw in iter_lines(io.BytesIO(data)):
         structure.feed(line, parse_line(path, line, raw))
     structure.finish()
-    return structure.chunks, structure.trailer_line is not None
+    return structure.chunks, structure.segment_chunks, structure.trailer_line is not None
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -147,7 +149,7 @@ def repair_session(path: Path | str) -> RepairResult:
         with open(fd, "rb", closefd=False) as file:
             data = file.read()
         try:
-            chunk_count, has_trailer = _check(partial, data)
+            chunk_count, segment_chunks, has_trailer = _check(partial, data)
         except SessionFormatError as exc:
             raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
         if final.exists():
@@ -156,7 +158,7 @@ def repair_session(path: Path | str) -> RepairResult:
         backup = _write_backup(partial, data)
         os.ftruncate(fd, complete)
         if not has_trailer:
-            line = json.dumps(recovered_trailer(chunk_count), ensure_ascii=False) + "\n"
+            line = json.dumps(recovered_trailer(segment_chunks), ensure_ascii=False) + "\n"
             encoded = line.encode("utf-8")
             if os.pwrite(fd, encoded, complete) != len(encoded):
                 raise OSError(errno.EIO, "short write of the recovered trailer", str(partial))

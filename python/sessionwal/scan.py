@@ -45,6 +45,8 @@ class FileSummary:
     header: dict[str, Any]
     trailer: dict[str, Any] | None
     chunk_count: int
+    #: Chunk records since the last header (a reopened session has several).
+    segment_chunk_count: int
 
     @property
     def partial(self) -> bool:
@@ -79,7 +81,7 @@ def summarize(path: Path | str, *, validate: bool = False) -> FileSummary:
             structure.feed_chunks(previous + 1, line - previous - 1)
         record = parse_line(path, line, text)
         record_type = structure.feed(line, record)
-        if record_type == "header":
+        if record_type == "header" and header is None:
             header = record
         elif record_type == "trailer":
             trailer = record
@@ -102,6 +104,7 @@ def summarize(path: Path | str, *, validate: bool = False) -> FileSummary:
         header=header,
         trailer=trailer,
         chunk_count=structure.chunks,
+        segment_chunk_count=structure.segment_chunks,
     )
 
 
@@ -133,11 +136,11 @@ def final_file_problem(summary: FileSummary) -> str | None:
         return "no trailer, but only a closed session has the final name"
     if summary.torn_bytes:
         return f"{summary.torn_bytes} bytes without a newline after the trailer"
-    count = summary.trailer.get("final_chunk_count", summary.chunk_count)
-    if count != summary.chunk_count:
+    count = summary.trailer.get("final_chunk_count", summary.segment_chunk_count)
+    if count != summary.segment_chunk_count:
         return (
             f"the trailer says final_chunk_count={count!r} "
-            f"but the file holds {_plural(summary.chunk_count, 'chunk record')}"
+            f"but its writer wrote {_plural(summary.segment_chunk_count, 'chunk record')}"
         )
     return None
 
