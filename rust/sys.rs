@@ -99,9 +99,18 @@ impl Sys for RealSys {
         check(unsafe { libc::ftruncate(fd, len) })
     }
 
+    #[cfg(not(target_vendor = "apple"))]
     fn fdatasync(&self, fd: RawFd) -> io::Result<()> {
         // SAFETY: plain syscall on a descriptor the caller owns.
         check(unsafe { libc::fdatasync(fd) })
+    }
+
+    /// macOS has no fdatasync, and its fsync does not flush the drive's
+    /// cache: F_FULLFSYNC is what makes data survive power loss there.
+    #[cfg(target_vendor = "apple")]
+    fn fdatasync(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: plain fcntl on a descriptor the caller owns.
+        check(unsafe { libc::fcntl(fd, libc::F_FULLFSYNC) })
     }
 
     fn file_size(&self, fd: RawFd) -> io::Result<u64> {

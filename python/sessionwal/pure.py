@@ -29,6 +29,9 @@ __all__ = ["SessionWriter"]
 
 logger = logging.getLogger(__name__)
 
+# macOS has no fdatasync; fsync is the closest it offers from Python.
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+
 
 def _lock_conflict(partial_path: Path) -> PersistenceError:
     return PersistenceError(
@@ -178,7 +181,7 @@ class SessionWriter(WriterBase):
         if self._sync == "always" or (
             self._sync == "interval" and time.monotonic() - self._last_sync >= self._sync_interval
         ):
-            os.fdatasync(self._file.fileno())
+            _fdatasync(self._file.fileno())
             self._last_sync = time.monotonic()
 
     def _release(self) -> None:
