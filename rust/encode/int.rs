@@ -27,7 +27,7 @@ pub unsafe fn write_int(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
 #[cold]
 #[inline(never)]
 unsafe fn write_big_int(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
-    let Some(repr) = (*(&raw mut ffi::PyLong_Type)).tp_repr else {
+    let Some(repr) = ffi::PyLong_Type.tp_repr else {
         return Err(Unsupported);
     };
     // Over sys.get_int_max_str_digits this raises ValueError; the Python
