@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+use super::batch::encode_batch;
 use super::errors::to_pyerr;
 use crate::encode::{self, Unsupported};
 use crate::error::WalError;
@@ -37,7 +38,7 @@ thread_local! {
 
 /// Runs `f` with this thread's reusable encode buffer, emptied. Taking the
 /// buffer out (rather than borrowing it) keeps a re-entrant call safe.
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let mut buf = SCRATCH.with(Cell::take);
     buf.clear();
     let result = f(&mut buf);
@@ -53,7 +54,7 @@ static CHUNK_KIND_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static STR_ENUM_IS_ITS_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Appends `record` + newline; Python's `json.dumps` when the fast path declines.
-fn encode_record_into(
+pub(super) fn encode_record_into(
     py: Python<'_>,
     buf: &mut Vec<u8>,
     record: &Bound<'_, PyAny>,
@@ -91,6 +92,12 @@ pub struct NativeWriter {
     closed: AtomicBool,
     chunks_written: AtomicU64,
     final_path: OnceLock<PathBuf>,
+    chunks: ChunkEncoder,
+}
+
+/// Turns `(index, row)` into a chunk line; shared with the asyncio writer.
+#[derive(Default)]
+pub(super) struct ChunkEncoder {
     /// A subclass's `build_chunk_record`; `None` means native chunk framing.
     chunk_builder: OnceLock<Option<Py<PyAny>>>,
     /// A str-Enum kind type whose members serialize as their `.value`,
@@ -131,8 +138,15 @@ impl NativeWriter {
         })
         .map_err(|err| to_pyerr(py, err))
     }
+}
 
-    fn encode_chunk_into(
+impl ChunkEncoder {
+    /// Uses `builder` (a subclass's `build_chunk_record`) instead of native framing.
+    pub(super) fn set_builder(&self, builder: Option<Py<PyAny>>) {
+        let _ = self.chunk_builder.set(builder);
+    }
+
+    pub(super) fn encode_chunk_into(
         &self,
         py: Python<'_>,
         buf: &mut Vec<u8>,
@@ -231,8 +245,7 @@ impl NativeWriter {
             closed: AtomicBool::new(true),
             chunks_written: AtomicU64::new(0),
             final_path: OnceLock::new(),
-            chunk_builder: OnceLock::new(),
-            plain_kind_type: OnceLock::new(),
+            chunks: ChunkEncoder::default(),
         }
     }
 
@@ -251,7 +264,7 @@ impl NativeWriter {
         if self.final_path.set(final_path.clone()).is_err() {
             return Err(PyRuntimeError::new_err("session writer is already open"));
         }
-        let _ = self.chunk_builder.set(chunk_builder);
+        self.chunks.set_builder(chunk_builder);
         let wal = py
             .detach(|| WalFile::open(&partial_path, &final_path, mode))
             .map_err(|err| to_pyerr(py, err))?;
@@ -278,7 +291,7 @@ impl NativeWriter {
     ) -> PyResult<()> {
         self.check_open(py)?;
         with_scratch(|buf| {
-            self.encode_chunk_into(py, buf, index, row)?;
+            self.chunks.encode_chunk_into(py, buf, index, row)?;
             self.append(py, buf, 1)
         })
     }
@@ -288,12 +301,7 @@ impl NativeWriter {
     fn write_chunks(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
         self.check_open(py)?;
         with_scratch(|buf| {
-            let mut count = 0;
-            for item in items.try_iter()? {
-                let (index, row) = unpack_pair(&item?)?;
-                self.encode_chunk_into(py, buf, &index, &row)?;
-                count += 1;
-            }
+            let count = encode_batch(py, &self.chunks, buf, items)?;
             if count == 0 {
                 return Ok(());
             }
@@ -349,27 +357,4 @@ impl NativeWriter {
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
-}
-
-/// `(index, row)` from a 2-tuple (fast) or any iterable of two items.
-fn unpack_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    if let Ok(pair) = item.cast::<PyTuple>() {
-        if pair.len() == 2 {
-            return Ok((pair.get_item(0)?, pair.get_item(1)?));
-        }
-    }
-    let mut parts = item.try_iter()?;
-    let mut next = || -> PyResult<Bound<'py, PyAny>> {
-        parts
-            .next()
-            .transpose()?
-            .ok_or_else(|| PyValueError::new_err("write_chunks expects (index, row) pairs"))
-    };
-    let pair = (next()?, next()?);
-    if parts.next().is_some() {
-        return Err(PyValueError::new_err(
-            "write_chunks expects (index, row) pairs",
-        ));
-    }
-    Ok(pair)
 }
