@@ -89,7 +89,10 @@ pub fn encode_record<'py>(
 #[pyclass(subclass, frozen, module = "sessionwal._native")]
 pub struct NativeWriter {
     wal: Mutex<Option<WalFile>>,
+    /// No more writes: set by `_seal`, `_close` and `abandon`.
     closed: AtomicBool,
+    /// `_close` or `abandon` ran: the file is released.
+    finished: AtomicBool,
     chunks_written: AtomicU64,
     final_path: OnceLock<PathBuf>,
     chunks: ChunkEncoder,
@@ -131,6 +134,11 @@ impl NativeWriter {
     fn append(&self, py: Python<'_>, lines: &[u8], chunks: u64) -> PyResult<()> {
         py.detach(|| {
             let mut wal = self.lock_wal();
+            // Checked again under the lock: a write that passed `check_open`
+            // must not land after `_seal` counted the chunks for the trailer.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(self.closed_error());
+            }
             let wal = wal.as_mut().ok_or_else(|| self.closed_error())?;
             wal.append(lines)?;
             self.chunks_written.fetch_add(chunks, Ordering::Relaxed);
@@ -243,6 +251,7 @@ impl NativeWriter {
         NativeWriter {
             wal: Mutex::new(None),
             closed: AtomicBool::new(true),
+            finished: AtomicBool::new(false),
             chunks_written: AtomicU64::new(0),
             final_path: OnceLock::new(),
             chunks: ChunkEncoder::default(),
@@ -309,13 +318,26 @@ impl NativeWriter {
         })
     }
 
+    /// Stops further writes once the ones in flight are done and returns the
+    /// final chunk count for the trailer; `None` if already closed.
+    fn _seal(&self, py: Python<'_>) -> Option<u64> {
+        py.detach(|| {
+            let _wal = self.lock_wal();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+            Some(self.chunks_written.load(Ordering::Relaxed))
+        })
+    }
+
     /// Writes `trailer`, syncs per the mode, renames to the final path and
     /// releases the lock. A trailer that cannot be encoded releases the file
     /// without renaming, as the seed does.
     fn _close(&self, py: Python<'_>, trailer: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.finished.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.closed.store(true, Ordering::Release);
         with_scratch(|buf| {
             let encoded = encode_record_into(py, buf, trailer);
             py.detach(|| {
@@ -339,6 +361,7 @@ impl NativeWriter {
     /// Releases the file without a trailer or rename; the partial file stays.
     fn abandon(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
+        self.finished.store(true, Ordering::Release);
         py.detach(|| {
             if let Some(wal) = self.lock_wal().as_mut() {
                 wal.abandon();
