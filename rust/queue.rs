@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::error::{Result, WalError};
 use crate::file::WalFile;
@@ -61,6 +62,9 @@ pub struct Limits {
     pub max_chunks: u64,
     /// Bytes admitted but not yet written.
     pub max_bytes: usize,
+    /// How long the worker, woken from idle by a new record, waits for more
+    /// before writing, unless someone waits on the queue or it is half full.
+    pub linger: Duration,
 }
 
 /// How the writer ends once everything admitted before is written.
@@ -114,6 +118,7 @@ struct State {
     wake_written: u64,
     wake_finished: bool,
     worker_idle: bool,
+    lingering: bool,
     stalled: bool,
 }
 
@@ -160,6 +165,7 @@ impl WriteQueue {
                 wake_written: u64::MAX,
                 wake_finished: false,
                 worker_idle: false,
+                lingering: false,
                 stalled: false,
             }),
             work: Condvar::new(),
@@ -200,7 +206,7 @@ impl WriteQueue {
         let ticket = st.last_ticket;
         if st.overflow.is_empty() && st.fits(lines.len(), chunks) {
             st.admit(ticket, lines, chunks);
-            if st.worker_idle {
+            if st.worker_idle || (st.lingering && st.urgent()) {
                 st.worker_idle = false;
                 self.shared.work.notify_one();
             }
@@ -278,6 +284,9 @@ impl WriteQueue {
         st.wake_admitted = admitted_at;
         st.wake_written = written_at;
         st.wake_finished = finished;
+        if st.lingering {
+            self.shared.work.notify_one();
+        }
         st.take_wake()
     }
 
@@ -314,6 +323,17 @@ impl State {
         p.queued_chunks == 0 && p.queued_bytes == 0
             || p.queued_chunks + chunks <= self.limits.max_chunks
                 && p.queued_bytes + bytes <= self.limits.max_bytes
+    }
+
+    /// Someone waits on the queue, or it is filling up: write without lingering.
+    fn urgent(&self) -> bool {
+        let p = &self.progress;
+        self.wake_admitted != u64::MAX
+            || self.wake_written != u64::MAX
+            || self.finish.is_some()
+            || !self.overflow.is_empty()
+            || p.queued_chunks.saturating_mul(2) >= self.limits.max_chunks
+            || p.queued_bytes.saturating_mul(2) >= self.limits.max_bytes
     }
 
     fn admit(&mut self, ticket: u64, lines: &[u8], chunks: u64) {
@@ -379,8 +399,22 @@ impl State {
 fn run(shared: &Shared, mut sink: Box<dyn Sink>) {
     let mut batch = Vec::new();
     let mut st = shared.lock();
+    let mut woken_from_idle = false;
     loop {
         if !st.stalled && st.failure.is_none() && !st.pending.is_empty() {
+            // A producer slower than the disk would otherwise pay a wakeup
+            // and the disk a write per record; lingering batches them.
+            let linger = st.limits.linger;
+            if std::mem::take(&mut woken_from_idle) && !linger.is_zero() && !st.urgent() {
+                st.lingering = true;
+                st = shared
+                    .work
+                    .wait_timeout_while(st, linger, |st| !st.urgent() && !st.stalled)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+                st.lingering = false;
+                continue;
+            }
             std::mem::swap(&mut st.pending, &mut batch);
             let through = st.progress.admitted;
             let chunks = std::mem::take(&mut st.pending_chunks);
@@ -437,6 +471,7 @@ fn run(shared: &Shared, mut sink: Box<dyn Sink>) {
             .wait(st)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         st.worker_idle = false;
+        woken_from_idle = true;
     }
 }
 
@@ -522,6 +557,7 @@ mod tests {
     const ROOMY: Limits = Limits {
         max_chunks: 1000,
         max_bytes: 1 << 20,
+        linger: Duration::ZERO,
     };
 
     fn closed() -> WalError {
@@ -569,6 +605,7 @@ mod tests {
         let limits = Limits {
             max_chunks: 2,
             max_bytes: 1 << 20,
+            linger: Duration::ZERO,
         };
         let mut rig = rig(limits, None);
         rig.queue.set_stalled(true);
@@ -597,6 +634,7 @@ mod tests {
         let limits = Limits {
             max_chunks: 10,
             max_bytes: 4,
+            linger: Duration::ZERO,
         };
         let mut rig = rig(limits, None);
         rig.queue.set_stalled(true);
@@ -672,6 +710,68 @@ mod tests {
         let log = log.lock().unwrap();
         assert_eq!(log.batches.len(), 2);
         assert_eq!(log.batches[1], b"0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n");
+    }
+
+    fn lingering_rig(log: &Arc<Mutex<Log>>) -> WriteQueue {
+        let sink = FakeSink {
+            log: Arc::clone(log),
+            fail_at: None,
+            gate: None,
+            entered: None,
+        };
+        let limits = Limits {
+            linger: Duration::from_secs(3600),
+            ..ROOMY
+        };
+        WriteQueue::start(Box::new(sink), Arc::new(Count::default()), limits).unwrap()
+    }
+
+    fn wait_for(what: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if what() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("condition never held");
+    }
+
+    #[test]
+    fn records_after_idle_linger_into_one_batch_until_finish_cuts_it_short() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut queue = lingering_rig(&log);
+        for i in 0..10 {
+            queue
+                .submit(format!("{i}\n").as_bytes(), 1, closed)
+                .unwrap();
+        }
+        queue.finish(Finish::Abandon);
+        queue.join();
+        let log = log.lock().unwrap();
+        assert_eq!(log.batches, [b"0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n".to_vec()]);
+    }
+
+    #[test]
+    fn a_waiter_cuts_the_linger_short() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut queue = lingering_rig(&log);
+        let s = queue.submit(b"a\n", 1, closed).unwrap();
+        queue.arm(u64::MAX, s.ticket, false);
+        wait_for(|| queue.progress().written == s.ticket);
+        queue.finish(Finish::Abandon);
+        queue.join();
+    }
+
+    #[test]
+    fn a_half_full_queue_cuts_the_linger_short() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut queue = lingering_rig(&log);
+        for _ in 0..ROOMY.max_chunks / 2 {
+            queue.submit(b"a\n", 1, closed).unwrap();
+        }
+        wait_for(|| queue.progress().chunks_written == ROOMY.max_chunks / 2);
+        queue.finish(Finish::Abandon);
+        queue.join();
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
@@ -26,6 +27,12 @@ use crate::error::WalError;
 use crate::file::WalFile;
 use crate::queue::{Finish, Limits, Notify, Progress, Submitted, WriteQueue};
 use crate::sync_mode::SyncMode;
+
+/// How long the writer thread, woken by a record after being idle, waits for
+/// more before writing (see `Limits::linger`). Bounds the extra delay before
+/// a queued record reaches the OS; waiters (flush, close, backpressure,
+/// `sync="always"`) cut it short.
+const LINGER: Duration = Duration::from_micros(200);
 
 /// The worker's doorbell: readable on the loop's selector once rung.
 struct EventFd(OwnedFd);
@@ -182,6 +189,7 @@ impl NativeAsyncWriter {
         let limits = Limits {
             max_chunks,
             max_bytes,
+            linger: LINGER,
         };
         let queue = WriteQueue::start(Box::new(wal), events.clone(), limits)?;
         let fd = events.0.as_raw_fd();
