@@ -1,4 +1,6 @@
-"""A failed write of the asyncio writer latches: later calls, flush and aclose raise it.
+"""The asyncio writer when things go wrong: a failed write, a fork, a writer never closed.
+
+A failed write latches: later calls, flush and aclose raise it.
 
 The failure is real: ``RLIMIT_FSIZE`` makes the kernel refuse to grow the
 file (EFBIG; CPython ignores SIGXFSZ). It runs in a subprocess so the limit
@@ -7,13 +9,20 @@ cannot touch pytest's own files.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import gc
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+import sessionwal
+from sessionwal import ChunkRow, PersistenceError, Session
+from sessionwal.aio import AsyncSessionWriter
 
 from conftest import read_lines
 
@@ -99,3 +108,71 @@ def test_a_failed_write_latches_and_leaves_whole_records(tmp_path: Path, sync: s
         assert report["accepted"] == len(indexes)
     else:
         assert report["accepted"] >= len(indexes)
+
+
+FORK_SCRIPT = r"""
+import asyncio, os, sys
+from sessionwal import ChunkRow, PersistenceError, Session
+from sessionwal.aio import AsyncSessionWriter
+
+async def main():
+    writer = AsyncSessionWriter(Session(id="s"), path=sys.argv[1])
+    await writer.awrite_chunk(0, ChunkRow("user", {"from": "parent"}))
+    await writer.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            writer.awrite_chunk(1, ChunkRow("user", {"from": "child"}))
+            code = 1
+        except PersistenceError as exc:
+            code = 0 if "forked" in str(exc) else 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    await writer.awrite_chunk(1, ChunkRow("user", {"from": "parent"}))
+    await writer.aclose()
+    print(os.waitstatus_to_exitcode(status))
+
+asyncio.run(main())
+"""
+
+
+def test_a_forked_child_cannot_write_through_the_parents_writer(tmp_path: Path):
+    target = tmp_path / "s.jsonl"
+    out = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert out.strip() == "0"
+    payloads = [json.loads(line)["payload"] for line in read_lines(target)[1:-1]]
+    assert payloads == [{"from": "parent"}, {"from": "parent"}]
+
+
+def test_a_writer_dropped_without_closing_writes_its_queue_and_releases_the_file(tmp_path):
+    target = tmp_path / "s.jsonl"
+
+    async def forget() -> None:
+        writer = AsyncSessionWriter(Session(id="s"), path=target)
+        for i in range(100):
+            await writer.awrite_chunk(i, ChunkRow("user", {"i": i}))
+
+    asyncio.run(forget())
+    gc.collect()
+    for _ in range(5000):  # the writer thread finishes on its own once the writer is gone
+        try:
+            again = sessionwal.SessionWriter(Session(id="s"), path=target)
+        except PersistenceError:
+            time.sleep(0.002)
+            continue
+        again.abandon()
+        break
+    else:
+        raise AssertionError("the dropped writer never released its lock")
+    kinds = [
+        json.loads(line)["record_type"]
+        for line in read_lines(target.with_name(target.name + ".__partial__"))
+    ]
+    assert kinds == ["header"] + ["chunk"] * 100 + ["header"]
+    assert not target.exists()
