@@ -5,9 +5,9 @@
 
 use pyo3::ffi;
 
+use super::string::write_str_utf8;
 #[cfg(not(feature = "str-via-utf8"))]
 use super::string::{write_str_ucs1, write_str_ucs2, write_str_ucs4};
-use super::string::write_str_utf8;
 use super::{Encoded, Unsupported};
 
 /// Appends `"…"` for a str (or str subclass) object.
@@ -56,6 +56,9 @@ pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded
         ffi::PyErr_Clear();
         return Err(Unsupported);
     }
-    write_str_utf8(buf, std::slice::from_raw_parts(utf8 as *const u8, size as usize));
+    write_str_utf8(
+        buf,
+        std::slice::from_raw_parts(utf8 as *const u8, size as usize),
+    );
     Ok(())
 }
