@@ -14,10 +14,12 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::batch::encode_batch;
 use super::errors::to_pyerr;
+use crate::encode::defer::{self, Deferred};
+use crate::encode::string::LoneSurrogate;
 use crate::encode::{self, Unsupported};
 use crate::error::WalError;
 use crate::file::WalFile;
@@ -66,6 +68,7 @@ pub(super) fn encode_record_into(
         return Ok(());
     }
     buf.truncate(start);
+    defer::rollback_from(buf, start);
     let line = ENCODE_LINE
         .import(py, "sessionwal._fallback", "encode_line")?
         .call1((record,))?;
@@ -130,9 +133,30 @@ impl NativeWriter {
         Ok(())
     }
 
-    /// One `write(2)` of complete lines, detached from the interpreter.
-    fn append(&self, py: Python<'_>, lines: &[u8], chunks: u64) -> PyResult<()> {
+    /// One `write(2)` of complete lines, detached from the interpreter, with
+    /// the strings in `deferred` spliced in first (before the file's mutex:
+    /// threads sharing a writer transcode in parallel). `Ok(false)`: a
+    /// deferred string holds a lone surrogate and nothing was written.
+    fn append(
+        &self,
+        py: Python<'_>,
+        lines: &[u8],
+        deferred: &Deferred,
+        chunks: u64,
+    ) -> PyResult<bool> {
         py.detach(|| {
+            let spliced;
+            let lines = if deferred.is_empty() {
+                lines
+            } else {
+                match deferred.splice(lines) {
+                    Ok(full) => {
+                        spliced = full;
+                        &spliced[..]
+                    }
+                    Err(LoneSurrogate) => return Ok(false),
+                }
+            };
             let mut wal = self.lock_wal();
             // Checked again under the lock: a write that passed `check_open`
             // must not land after `_seal` counted the chunks for the trailer.
@@ -142,7 +166,7 @@ impl NativeWriter {
             let wal = wal.as_mut().ok_or_else(|| self.closed_error())?;
             wal.append(lines)?;
             self.chunks_written.fetch_add(chunks, Ordering::Relaxed);
-            Ok(())
+            Ok(true)
         })
         .map_err(|err| to_pyerr(py, err))
     }
@@ -175,6 +199,7 @@ impl ChunkEncoder {
             return Ok(());
         }
         buf.truncate(start);
+        defer::rollback_from(buf, start);
         let line = ENCODE_CHUNK_LINE
             .import(py, "sessionwal._fallback", "encode_chunk_line")?
             .call1((index, row))?;
@@ -287,7 +312,7 @@ impl NativeWriter {
         self.check_open(py)?;
         with_scratch(|buf| {
             encode_record_into(py, buf, record)?;
-            self.append(py, buf, 0)
+            self.append(py, buf, &Deferred::default(), 0).map(drop)
         })
     }
 
@@ -300,8 +325,18 @@ impl NativeWriter {
     ) -> PyResult<()> {
         self.check_open(py)?;
         with_scratch(|buf| {
+            let ((), deferred) = defer::collect(buf, |buf| {
+                self.chunks.encode_chunk_into(py, buf, index, row)
+            })?;
+            if self.append(py, buf, &deferred, 1)? {
+                return Ok(());
+            }
+            // A lone surrogate in a long string: encoding attached, without
+            // deferral, raises exactly what the pure writer raises.
+            drop(deferred);
+            buf.clear();
             self.chunks.encode_chunk_into(py, buf, index, row)?;
-            self.append(py, buf, 1)
+            self.append(py, buf, &Deferred::default(), 1).map(drop)
         })
     }
 
@@ -309,12 +344,26 @@ impl NativeWriter {
     /// be encoded, nothing is written.
     fn write_chunks(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
         self.check_open(py)?;
+        // Only a list or tuple can be encoded a second time, which a lone
+        // surrogate found in a deferred string needs (see `write_chunk`).
+        let again =
+            items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>();
         with_scratch(|buf| {
-            let count = encode_batch(py, &self.chunks, buf, items)?;
-            if count == 0 {
+            let (count, deferred) = if again {
+                defer::collect(buf, |buf| encode_batch(py, &self.chunks, buf, items))?
+            } else {
+                (
+                    encode_batch(py, &self.chunks, buf, items)?,
+                    Deferred::default(),
+                )
+            };
+            if count == 0 || self.append(py, buf, &deferred, count)? {
                 return Ok(());
             }
-            self.append(py, buf, count)
+            drop(deferred);
+            buf.clear();
+            let count = encode_batch(py, &self.chunks, buf, items)?;
+            self.append(py, buf, &Deferred::default(), count).map(drop)
         })
     }
 
