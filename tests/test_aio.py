@@ -489,3 +489,26 @@ def test_failing_trailer_builder_abandons_and_raises(tmp_path):
         return writer.partial_path
 
     assert chunk_indexes(asyncio.run(main())) == [0]
+
+
+def test_intake_is_sealed_before_the_trailer_is_built(tmp_path):
+    attempts: list[str] = []
+
+    class Sneaky(AsyncSessionWriter):
+        def build_trailer(self, session, *, final_chunk_count):  # type: ignore[override]
+            try:
+                self.awrite_chunk(99, row(99))
+            except RuntimeError as exc:
+                attempts.append(str(exc))
+            return sessionwal.build_trailer(session, final_chunk_count=final_chunk_count)
+
+    async def main():
+        writer = Sneaky(make_session(), path=tmp_path / "s.jsonl")
+        await writer.awrite_chunks([(0, row(0)), (1, row(1))])
+        await writer.aclose()
+        return writer.path
+
+    path = asyncio.run(main())
+    assert len(attempts) == 1 and "is closed" in attempts[0]
+    assert chunk_indexes(path) == [0, 1]
+    assert records(path)[-1]["final_chunk_count"] == 2

@@ -116,7 +116,8 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         Idempotent. Raises a latched write failure (once); the partial file
         then stays, without a trailer.
         """
-        if not self.closed:
+        # Sealed first: build_trailer is Python and could let another call in.
+        if self._seal():
             try:
                 trailer = self.build_trailer(self._session, final_chunk_count=self.chunks_submitted)
             except BaseException:
@@ -137,9 +138,8 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
 
         The ``__partial__`` file stays. Never raises a write failure.
         """
-        if not self.closed:
-            self._finish_abandon()
-            self._watch_finish()
+        self._finish_abandon()  # a no-op once aclose() queued its close
+        self._watch_finish()
         await self._until_finished()
 
     async def __aenter__(self) -> Self:

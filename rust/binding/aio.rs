@@ -270,6 +270,11 @@ impl NativeAsyncWriter {
         Ok(self.queue()?.failure().map(|err| to_pyerr(py, err)))
     }
 
+    /// Stops intake, so `chunks_submitted` is final; false if already stopped.
+    fn _seal(&self) -> PyResult<bool> {
+        Ok(self.queue()?.seal())
+    }
+
     /// Stops intake and queues the close with `trailer` behind everything
     /// submitted. A trailer that cannot be encoded abandons instead (as the
     /// sync writer does) and raises.
