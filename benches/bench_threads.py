@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -36,8 +37,19 @@ from sessionwal.workloads import WORKLOADS
 WRITERS = {"pure": sessionwal.pure.SessionWriter, "native": sessionwal.SessionWriter}
 
 
-def run_once(cls: type, rows_per_thread: list[list[Any]], workdir: Path, sync: str) -> float:
-    """Seconds for all threads to write their rows, each with its own writer."""
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(
+    cls: type, rows_per_thread: list[list[Any]], workdir: Path, sync: str
+) -> tuple[float, float]:
+    """(seconds, CPU seconds) for all threads to write their rows, each with its own writer.
+
+    CPU seconds over wall seconds is how many cores the process kept busy:
+    it shows the parallelism even when other processes take the cores.
+    """
     n = len(rows_per_thread)
     writers = [cls(Session(id=f"t{t}"), path=workdir / f"t{t}.jsonl", sync=sync) for t in range(n)]
     barrier = threading.Barrier(n + 1)
@@ -59,10 +71,10 @@ def run_once(cls: type, rows_per_thread: list[list[Any]], workdir: Path, sync: s
     gc.disable()
     try:
         barrier.wait()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
     finally:
         gc.enable()
     for writer in writers:
@@ -70,7 +82,7 @@ def run_once(cls: type, rows_per_thread: list[list[Any]], workdir: Path, sync: s
         os.unlink(writer.path)
     if errors:
         raise errors[0]
-    return elapsed
+    return elapsed, cpu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,37 +111,49 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         runs = [(name, n) for name in WRITERS for n in counts]
         seconds: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+        cores: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
         for rep in range(-1, repeats):  # -1: warm-up
             shift = rep % len(runs)
             for name, n in [*runs[shift:], *runs[:shift]]:
                 print(f"  repeat {rep + 1}: {name} x{n}", file=sys.stderr, flush=True)
-                elapsed = run_once(WRITERS[name], per_thread[n], Path(tmp), args.sync)
+                elapsed, cpu = run_once(WRITERS[name], per_thread[n], Path(tmp), args.sync)
                 if rep >= 0:
                     seconds[(name, n)].append(elapsed)
+                    cores[(name, n)].append(cpu / elapsed)
 
     info = machine_info()
     print(f"python {info['python']}, {info['cpu_count']} CPUs, {info['platform']}")
     print()
-    print("| threads, own writers | pure MB/s | native MB/s | native scaling | native vs pure |")
-    print("|---|---|---|---|---|")
+    print(
+        "| threads, own writers | pure MB/s | native MB/s | native scaling "
+        "| cores busy pure | cores busy native |"
+    )
+    print("|---|---|---|---|---|---|")
     report: dict[str, Any] = {"machine": info, "chunks_per_thread": chunks, "runs": []}
     base = None
     for n in counts:
         total = n * chunks * bytes_per_chunk / 1e6
         rate = {name: total / statistics.median(seconds[(name, n)]) for name in WRITERS}
         base = base or rate["native"]
+        busy = {name: statistics.median(cores[(name, n)]) for name in WRITERS}
         print(
-            f"| {n} | {rate['pure']:.0f} | {rate['native']:.0f} | "
-            f"{rate['native'] / base:.2f}x | {rate['native'] / rate['pure']:.1f}x |"
+            f"| {n} | {rate['pure']:.0f} | {rate['native']:.0f} | {rate['native'] / base:.2f}x "
+            f"| {busy['pure']:.2f} | {busy['native']:.2f} |"
         )
         report["runs"].append(
-            {"threads": n, "mb_per_s": rate, "seconds": {k: seconds[(k, n)] for k in WRITERS}}
+            {
+                "threads": n,
+                "mb_per_s": rate,
+                "cores_busy": busy,
+                "seconds": {k: seconds[(k, n)] for k in WRITERS},
+            }
         )
     print()
     print(
         f"{args.workload}: {chunks} chunks of ~{bytes_per_chunk / 1024:.0f} KiB per thread, "
         f"sync={args.sync!r}; median of {repeats} interleaved repeats; "
-        "scaling is native MB/s over native MB/s with 1 thread."
+        "scaling is native MB/s over native MB/s with 1 thread; cores busy is process CPU "
+        "time over wall time (the GIL caps it near 1)."
     )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
