@@ -22,6 +22,8 @@ pub enum WalError {
     Forked,
     /// The partial path no longer names the file this writer holds locked.
     Replaced { partial_path: PathBuf },
+    /// Something other than a regular file (a FIFO, a device) sits at the path.
+    NotRegular { path: PathBuf },
 }
 
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
@@ -60,6 +62,7 @@ impl WalError {
             WalError::Replaced { partial_path } => WalError::Replaced {
                 partial_path: partial_path.clone(),
             },
+            WalError::NotRegular { path } => WalError::NotRegular { path: path.clone() },
         }
     }
 }
@@ -102,6 +105,11 @@ impl fmt::Display for WalError {
                 f,
                 "'{}' was replaced or removed while this writer held it; refusing to continue",
                 partial_path.display()
+            ),
+            WalError::NotRegular { path } => write!(
+                f,
+                "'{}' is not a regular file; refusing to write a session log into it",
+                path.display()
             ),
         }
     }

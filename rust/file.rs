@@ -3,13 +3,12 @@
 //! that marks a clean close. Plain Rust, no Python: unit-tested with
 //! `cargo test` through the [`Sys`] seam.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::{Result, WalError};
 use crate::fork;
@@ -20,6 +19,9 @@ use crate::sys::{RealSys, Sys};
 /// How many times `open` retries when the file it locked was renamed or
 /// unlinked between its `open` and its `flock` (a concurrent close).
 const OPEN_ATTEMPTS: usize = 3;
+
+/// How much of a torn tail `open` reads per step while looking for the last newline.
+const TAIL_SCAN_BYTES: u64 = 64 * 1024;
 
 enum State {
     Open,
@@ -46,7 +48,7 @@ impl WalFile {
         Self::open_with(partial_path, final_path, sync, Arc::new(RealSys))
     }
 
-    /// `open` with the system calls made after opening routed through `sys`.
+    /// `open` with every file-system call after `mkdir -p` routed through `sys`.
     pub fn open_with(
         partial_path: &Path,
         final_path: &Path,
@@ -57,36 +59,48 @@ impl WalFile {
             fs::create_dir_all(parent).map_err(|e| WalError::io_at(e, parent))?;
         }
         for _ in 0..OPEN_ATTEMPTS {
-            let file = open_append(partial_path)?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
-                    return Err(WalError::Locked {
-                        partial_path: partial_path.to_path_buf(),
-                    })
-                }
-                Err(TryLockError::Error(e)) => return Err(WalError::io_at(e, partial_path)),
+            let file = sys
+                .open_append(partial_path)
+                .map_err(|e| WalError::io_at(e, partial_path))?;
+            let locked = sys
+                .try_lock(file.as_raw_fd())
+                .map_err(|e| WalError::io_at(e, partial_path))?;
+            if !locked {
+                return Err(WalError::Locked {
+                    partial_path: partial_path.to_path_buf(),
+                });
             }
             if !names_same_file(&file, partial_path)? {
                 continue;
             }
-            let file = Arc::new(file);
-            let size = sys.file_size(file.as_raw_fd())?;
-            let syncer = match sync {
-                SyncMode::Interval(every) => Some(start_syncer(&file, &sys, every)?),
-                _ => None,
-            };
-            return Ok(WalFile {
-                file: Some(file),
+            // A FIFO or device planted at the path would block or swallow writes.
+            if !file.metadata()?.file_type().is_file() {
+                return Err(WalError::NotRegular {
+                    path: partial_path.to_path_buf(),
+                });
+            }
+            let mut wal = WalFile {
+                file: Some(Arc::new(file)),
                 partial_path: partial_path.to_path_buf(),
                 final_path: final_path.to_path_buf(),
                 sync,
                 sys,
-                size,
+                size: 0,
                 state: State::Open,
                 fork_generation: fork::generation(),
-                syncer,
-            });
+                syncer: None,
+            };
+            wal.size = wal.cut_torn_tail()?;
+            if wal.sync.syncs_records() {
+                // Synced records only survive power loss if the file's name
+                // does: make the (possibly just created) entry durable.
+                wal.sync_dirs(&[partial_path])?;
+            }
+            if let SyncMode::Interval(every) = wal.sync {
+                let file = Arc::clone(wal.file.as_ref().expect("just opened"));
+                wal.syncer = Some(Syncer::start(file, Arc::clone(&wal.sys), every)?);
+            }
+            return Ok(wal);
         }
         Err(WalError::Replaced {
             partial_path: partial_path.to_path_buf(),
@@ -168,7 +182,8 @@ impl WalFile {
         if let Some(failure) = self.syncer.take().and_then(Syncer::stop) {
             return Err(self.poison_with(failure, "background fdatasync failed"));
         }
-        if self.sync.syncs_on_close() {
+        // Under `Always` the trailer's own append has just been synced.
+        if matches!(self.sync, SyncMode::Close | SyncMode::Interval(_)) {
             if let Err(e) = self.sys.fdatasync(fd) {
                 return Err(self.poison_with(e, "fdatasync failed"));
             }
@@ -188,23 +203,74 @@ impl WalFile {
                 }
             }
         }
-        match fs::rename(&self.partial_path, &self.final_path) {
+        match self.sys.rename(&self.partial_path, &self.final_path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
             Ok(()) => {}
         }
         if self.sync.syncs_on_close() {
-            self.sync_directory()?;
+            // Both entries changed when a hook put them in different directories.
+            self.sync_dirs(&[&self.final_path, &self.partial_path])?;
         }
         Ok(())
     }
 
-    fn sync_directory(&self) -> Result<()> {
-        let dir = self.final_path.parent().unwrap_or(Path::new("."));
-        let handle = File::open(dir).map_err(|e| WalError::io_at(e, dir))?;
-        self.sys
-            .fsync(handle.as_raw_fd())
-            .map_err(|e| WalError::io_at(e, dir))
+    /// fsyncs the directory of each of `paths`, each directory once.
+    fn sync_dirs(&self, paths: &[&Path]) -> Result<()> {
+        let mut done: Vec<&Path> = Vec::new();
+        for path in paths {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            if !done.contains(&dir) {
+                self.sys
+                    .sync_dir(dir)
+                    .map_err(|e| WalError::io_at(e, dir))?;
+                done.push(dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts a record torn by a crash off the end of a reopened file, so the
+    /// next record starts on a line boundary; returns the file's new size.
+    /// The torn bytes were never acknowledged: their write had not returned.
+    fn cut_torn_tail(&mut self) -> Result<u64> {
+        let fd = self.raw_fd();
+        let size = self.sys.file_size(fd).map_err(|e| self.io_error(e))?;
+        let mut buf = vec![0u8; TAIL_SCAN_BYTES.min(size) as usize];
+        let mut end = size;
+        let mut keep = 0;
+        while end > 0 {
+            let start = end.saturating_sub(TAIL_SCAN_BYTES);
+            let block = &mut buf[..(end - start) as usize];
+            self.read_exact_at(fd, block, start)?;
+            if let Some(newline) = block.iter().rposition(|&b| b == b'\n') {
+                keep = start + newline as u64 + 1;
+                break;
+            }
+            end = start;
+        }
+        if keep != size {
+            self.sys.ftruncate(fd, keep).map_err(|e| self.io_error(e))?;
+        }
+        Ok(keep)
+    }
+
+    fn read_exact_at(&self, fd: RawFd, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
+        while !buf.is_empty() {
+            match self.sys.read_at(fd, buf, offset) {
+                Ok(0) => return Err(self.io_error(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+        Ok(())
     }
 
     fn holds(&self, meta: &fs::Metadata) -> Result<bool> {
@@ -213,6 +279,17 @@ impl WalFile {
         };
         let ours = file.metadata()?;
         Ok(ours.dev() == meta.dev() && ours.ino() == meta.ino())
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.file
+            .as_ref()
+            .expect("an open writer has a file")
+            .as_raw_fd()
+    }
+
+    fn io_error(&self, err: io::Error) -> WalError {
+        WalError::io_at(err, &self.partial_path)
     }
 
     fn writable_fd(&self) -> Result<RawFd> {
@@ -224,11 +301,7 @@ impl WalFile {
                 reason: reason.clone(),
             }),
             State::Open if self.fork_generation != fork::generation() => Err(WalError::Forked),
-            State::Open => Ok(self
-                .file
-                .as_ref()
-                .expect("an open writer has a file")
-                .as_raw_fd()),
+            State::Open => Ok(self.raw_fd()),
         }
     }
 
@@ -236,9 +309,9 @@ impl WalFile {
     /// at `start`; returns the error to raise.
     fn roll_back(&mut self, start: u64, written: usize, err: io::Error) -> WalError {
         if written == 0 {
-            return WalError::io_at(err, &self.partial_path);
+            return self.io_error(err);
         }
-        let fd = self.file.as_ref().expect("open").as_raw_fd();
+        let fd = self.raw_fd();
         let expected = start + written as u64;
         let outcome = match self.sys.file_size(fd) {
             // Cut only what we wrote: any other size means bytes we cannot account for.
@@ -253,23 +326,31 @@ impl WalFile {
                 "a write failed part way ({err}) and cutting the torn record failed ({rollback})"
             ));
         }
-        WalError::io_at(err, &self.partial_path)
+        self.io_error(err)
     }
 
     fn poison_with(&mut self, err: io::Error, what: &str) -> WalError {
         self.state = State::Poisoned(format!("{what}: {err}"));
-        WalError::io_at(err, &self.partial_path)
+        self.io_error(err)
     }
 
     fn release(&mut self) {
+        let forked = self.fork_generation != fork::generation();
         if let Some(syncer) = self.syncer.take() {
-            drop(syncer.stop());
+            if forked {
+                // The syncer thread exists only in the parent: joining it
+                // from the child panics or waits forever, and its mutexes may
+                // have been copied mid-use. Leak it instead.
+                std::mem::forget(syncer);
+            } else {
+                drop(syncer.stop());
+            }
         }
         if let Some(file) = self.file.take() {
             // In a forked child the descriptor shares the parent's open file
             // description: unlocking it would drop the parent's lock.
-            if self.fork_generation == fork::generation() {
-                let _ = file.unlock();
+            if !forked {
+                let _ = self.sys.unlock(file.as_raw_fd());
             }
         }
         self.state = State::Closed;
@@ -282,16 +363,6 @@ impl Drop for WalFile {
     }
 }
 
-fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| WalError::io_at(e, path))
-}
-
 fn names_same_file(file: &File, path: &Path) -> Result<bool> {
     let ours = file.metadata()?;
     match fs::symlink_metadata(path) {
@@ -301,6 +372,5 @@ fn names_same_file(file: &File, path: &Path) -> Result<bool> {
     }
 }
 
-fn start_syncer(file: &Arc<File>, sys: &Arc<dyn Sys>, every: Duration) -> Result<Syncer> {
-    Ok(Syncer::start(Arc::clone(file), Arc::clone(sys), every)?)
-}
+#[cfg(test)]
+mod tests;

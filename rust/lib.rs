@@ -11,6 +11,7 @@ pub mod error;
 pub mod file;
 pub mod fork;
 pub mod queue;
+pub mod scan;
 pub mod sync_mode;
 pub mod syncer;
 pub mod sys;

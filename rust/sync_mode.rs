@@ -32,4 +32,9 @@ impl SyncMode {
     pub fn syncs_on_close(&self) -> bool {
         !matches!(self, SyncMode::Never)
     }
+
+    /// Whether records are synced before close (each one, or in the background).
+    pub fn syncs_records(&self) -> bool {
+        matches!(self, SyncMode::Always | SyncMode::Interval(_))
+    }
 }

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from sessionwal.errors import PersistenceError
+from sessionwal.loader import (
+    PersistedSession,
+    SessionFormatError,
+    SessionInfo,
+    delete_session,
+    iter_records,
+    list_sessions,
+    load_session,
+    prune_sessions,
+)
 from sessionwal.model import ChunkKind, ChunkRow, Session, Usage
 from sessionwal.paths import (
     SESSIONWAL_HOME_ENV,
@@ -18,14 +28,22 @@ __all__ = [
     "SESSIONWAL_HOME_ENV",
     "ChunkKind",
     "ChunkRow",
+    "PersistedSession",
     "PersistenceError",
     "Session",
+    "SessionFormatError",
+    "SessionInfo",
     "SessionWriter",
     "Usage",
     "build_chunk_record",
     "build_header",
     "build_trailer",
+    "delete_session",
     "ensure_sessions_dir",
+    "iter_records",
+    "list_sessions",
+    "load_session",
+    "prune_sessions",
     "session_file",
     "session_partial_file",
     "sessions_dir",

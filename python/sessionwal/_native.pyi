@@ -72,3 +72,12 @@ class NativeAsyncWriter:
     def queued_bytes(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+
+def scan(source: bytes | str | PathLike[str], *, validate: bool = False) -> dict[str, Any]:
+    """Scans a session file (a path, read without the GIL) or its bytes.
+
+    Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
+    ``[(line, kind, text)]`` for every complete line that is not a chunk line;
+    ``invalid``, ``None`` or ``(line, byte_column, reason, text)`` for the
+    first line that is not one JSON object (only with ``validate=True``).
+    """

@@ -38,6 +38,7 @@ pub fn to_pyerr(py: Python<'_>, err: WalError) -> PyErr {
         WalError::Locked { .. }
         | WalError::Poisoned { .. }
         | WalError::Forked
-        | WalError::Replaced { .. } => persistence_error(py, err.to_string()),
+        | WalError::Replaced { .. }
+        | WalError::NotRegular { .. } => persistence_error(py, err.to_string()),
     }
 }

@@ -3,6 +3,7 @@
 mod aio;
 mod batch;
 mod errors;
+mod scan;
 mod writer;
 
 use pyo3::prelude::*;
@@ -12,5 +13,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     m.add_class::<aio::NativeAsyncWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
     Ok(())
 }

