@@ -37,6 +37,36 @@ impl WalError {
     }
 }
 
+impl WalError {
+    /// An equal error, for a failure that is reported more than once (the
+    /// asyncio writer's latched write failure). `io::Error` is not `Clone`.
+    pub fn duplicate(&self) -> WalError {
+        match self {
+            WalError::Io { source, path } => WalError::Io {
+                source: match source.raw_os_error() {
+                    Some(errno) => io::Error::from_raw_os_error(errno),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
+                path: path.clone(),
+            },
+            WalError::Locked { partial_path } => WalError::Locked {
+                partial_path: partial_path.clone(),
+            },
+            WalError::Closed { final_path } => WalError::Closed {
+                final_path: final_path.clone(),
+            },
+            WalError::Poisoned { reason } => WalError::Poisoned {
+                reason: reason.clone(),
+            },
+            WalError::Forked => WalError::Forked,
+            WalError::Replaced { partial_path } => WalError::Replaced {
+                partial_path: partial_path.clone(),
+            },
+            WalError::NotRegular { path } => WalError::NotRegular { path: path.clone() },
+        }
+    }
+}
+
 impl From<io::Error> for WalError {
     fn from(source: io::Error) -> Self {
         WalError::Io { source, path: None }

@@ -14,7 +14,7 @@ from typing import Any
 
 from sessionwal.records import build_chunk_record
 
-__all__ = ["encode_chunk_line", "encode_line"]
+__all__ = ["encode_chunk_line", "encode_line", "unpack_pair"]
 
 
 def encode_line(record: Any) -> bytes:
@@ -25,3 +25,9 @@ def encode_line(record: Any) -> bytes:
 def encode_chunk_line(index: Any, row: Any) -> bytes:
     """The default chunk record, through :func:`encode_line`."""
     return encode_line(build_chunk_record(index, row))
+
+
+def unpack_pair(item: Any) -> tuple[Any, Any]:
+    """``index, row = item``, so a malformed ``write_chunks`` item raises Python's own error."""
+    index, row = item
+    return index, row

@@ -60,10 +60,13 @@ class SessionWriter(WriterBase, NativeWriter):
 
         Idempotent.
         """
-        if self.closed:
+        # _seal stops writes from other threads before the count is taken, so
+        # the trailer's final_chunk_count is exactly the chunks in the file.
+        final_chunk_count = self._seal()
+        if final_chunk_count is None:
             return
         try:
-            trailer = self.build_trailer(self._session, final_chunk_count=self.chunks_written)
+            trailer = self.build_trailer(self._session, final_chunk_count=final_chunk_count)
         except BaseException:
             self.abandon()
             raise

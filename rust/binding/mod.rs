@@ -1,5 +1,7 @@
 //! The `sessionwal._native` extension module.
 
+mod aio;
+mod batch;
 mod errors;
 mod scan;
 mod writer;
@@ -9,6 +11,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
+    m.add_class::<aio::NativeAsyncWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
     Ok(())

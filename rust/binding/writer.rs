@@ -14,9 +14,12 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use super::batch::encode_batch;
 use super::errors::to_pyerr;
+use crate::encode::defer::{self, Deferred};
+use crate::encode::string::LoneSurrogate;
 use crate::encode::{self, Unsupported};
 use crate::error::WalError;
 use crate::file::WalFile;
@@ -37,7 +40,7 @@ thread_local! {
 
 /// Runs `f` with this thread's reusable encode buffer, emptied. Taking the
 /// buffer out (rather than borrowing it) keeps a re-entrant call safe.
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let mut buf = SCRATCH.with(Cell::take);
     buf.clear();
     let result = f(&mut buf);
@@ -53,7 +56,7 @@ static CHUNK_KIND_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static STR_ENUM_IS_ITS_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Appends `record` + newline; Python's `json.dumps` when the fast path declines.
-fn encode_record_into(
+pub(super) fn encode_record_into(
     py: Python<'_>,
     buf: &mut Vec<u8>,
     record: &Bound<'_, PyAny>,
@@ -65,6 +68,7 @@ fn encode_record_into(
         return Ok(());
     }
     buf.truncate(start);
+    defer::rollback_from(buf, start);
     let line = ENCODE_LINE
         .import(py, "sessionwal._fallback", "encode_line")?
         .call1((record,))?;
@@ -88,9 +92,18 @@ pub fn encode_record<'py>(
 #[pyclass(subclass, frozen, module = "sessionwal._native")]
 pub struct NativeWriter {
     wal: Mutex<Option<WalFile>>,
+    /// No more writes: set by `_seal`, `_close` and `abandon`.
     closed: AtomicBool,
+    /// `_close` or `abandon` ran: the file is released.
+    finished: AtomicBool,
     chunks_written: AtomicU64,
     final_path: OnceLock<PathBuf>,
+    chunks: ChunkEncoder,
+}
+
+/// Turns `(index, row)` into a chunk line; shared with the asyncio writer.
+#[derive(Default)]
+pub(super) struct ChunkEncoder {
     /// A subclass's `build_chunk_record`; `None` means native chunk framing.
     chunk_builder: OnceLock<Option<Py<PyAny>>>,
     /// A str-Enum kind type whose members serialize as their `.value`,
@@ -120,19 +133,52 @@ impl NativeWriter {
         Ok(())
     }
 
-    /// One `write(2)` of complete lines, detached from the interpreter.
-    fn append(&self, py: Python<'_>, lines: &[u8], chunks: u64) -> PyResult<()> {
+    /// One `write(2)` of complete lines, detached from the interpreter, with
+    /// the strings in `deferred` spliced in first (before the file's mutex:
+    /// threads sharing a writer transcode in parallel). `Ok(false)`: a
+    /// deferred string holds a lone surrogate and nothing was written.
+    fn append(
+        &self,
+        py: Python<'_>,
+        lines: &[u8],
+        deferred: &Deferred,
+        chunks: u64,
+    ) -> PyResult<bool> {
         py.detach(|| {
+            let spliced;
+            let lines = if deferred.is_empty() {
+                lines
+            } else {
+                match deferred.splice(lines) {
+                    Ok(full) => {
+                        spliced = full;
+                        &spliced[..]
+                    }
+                    Err(LoneSurrogate) => return Ok(false),
+                }
+            };
             let mut wal = self.lock_wal();
+            // Checked again under the lock: a write that passed `check_open`
+            // must not land after `_seal` counted the chunks for the trailer.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(self.closed_error());
+            }
             let wal = wal.as_mut().ok_or_else(|| self.closed_error())?;
             wal.append(lines)?;
             self.chunks_written.fetch_add(chunks, Ordering::Relaxed);
-            Ok(())
+            Ok(true)
         })
         .map_err(|err| to_pyerr(py, err))
     }
+}
 
-    fn encode_chunk_into(
+impl ChunkEncoder {
+    /// Uses `builder` (a subclass's `build_chunk_record`) instead of native framing.
+    pub(super) fn set_builder(&self, builder: Option<Py<PyAny>>) {
+        let _ = self.chunk_builder.set(builder);
+    }
+
+    pub(super) fn encode_chunk_into(
         &self,
         py: Python<'_>,
         buf: &mut Vec<u8>,
@@ -153,6 +199,7 @@ impl NativeWriter {
             return Ok(());
         }
         buf.truncate(start);
+        defer::rollback_from(buf, start);
         let line = ENCODE_CHUNK_LINE
             .import(py, "sessionwal._fallback", "encode_chunk_line")?
             .call1((index, row))?;
@@ -229,10 +276,10 @@ impl NativeWriter {
         NativeWriter {
             wal: Mutex::new(None),
             closed: AtomicBool::new(true),
+            finished: AtomicBool::new(false),
             chunks_written: AtomicU64::new(0),
             final_path: OnceLock::new(),
-            chunk_builder: OnceLock::new(),
-            plain_kind_type: OnceLock::new(),
+            chunks: ChunkEncoder::default(),
         }
     }
 
@@ -251,7 +298,7 @@ impl NativeWriter {
         if self.final_path.set(final_path.clone()).is_err() {
             return Err(PyRuntimeError::new_err("session writer is already open"));
         }
-        let _ = self.chunk_builder.set(chunk_builder);
+        self.chunks.set_builder(chunk_builder);
         let wal = py
             .detach(|| WalFile::open(&partial_path, &final_path, mode))
             .map_err(|err| to_pyerr(py, err))?;
@@ -265,7 +312,7 @@ impl NativeWriter {
         self.check_open(py)?;
         with_scratch(|buf| {
             encode_record_into(py, buf, record)?;
-            self.append(py, buf, 0)
+            self.append(py, buf, &Deferred::default(), 0).map(drop)
         })
     }
 
@@ -278,8 +325,18 @@ impl NativeWriter {
     ) -> PyResult<()> {
         self.check_open(py)?;
         with_scratch(|buf| {
-            self.encode_chunk_into(py, buf, index, row)?;
-            self.append(py, buf, 1)
+            let ((), deferred) = defer::collect(buf, |buf| {
+                self.chunks.encode_chunk_into(py, buf, index, row)
+            })?;
+            if self.append(py, buf, &deferred, 1)? {
+                return Ok(());
+            }
+            // A lone surrogate in a long string: encoding attached, without
+            // deferral, raises exactly what the pure writer raises.
+            drop(deferred);
+            buf.clear();
+            self.chunks.encode_chunk_into(py, buf, index, row)?;
+            self.append(py, buf, &Deferred::default(), 1).map(drop)
         })
     }
 
@@ -287,17 +344,38 @@ impl NativeWriter {
     /// be encoded, nothing is written.
     fn write_chunks(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
         self.check_open(py)?;
+        // Only a list or tuple can be encoded a second time, which a lone
+        // surrogate found in a deferred string needs (see `write_chunk`).
+        let again =
+            items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>();
         with_scratch(|buf| {
-            let mut count = 0;
-            for item in items.try_iter()? {
-                let (index, row) = unpack_pair(&item?)?;
-                self.encode_chunk_into(py, buf, &index, &row)?;
-                count += 1;
-            }
-            if count == 0 {
+            let (count, deferred) = if again {
+                defer::collect(buf, |buf| encode_batch(py, &self.chunks, buf, items))?
+            } else {
+                (
+                    encode_batch(py, &self.chunks, buf, items)?,
+                    Deferred::default(),
+                )
+            };
+            if count == 0 || self.append(py, buf, &deferred, count)? {
                 return Ok(());
             }
-            self.append(py, buf, count)
+            drop(deferred);
+            buf.clear();
+            let count = encode_batch(py, &self.chunks, buf, items)?;
+            self.append(py, buf, &Deferred::default(), count).map(drop)
+        })
+    }
+
+    /// Stops further writes once the ones in flight are done and returns the
+    /// final chunk count for the trailer; `None` if already closed.
+    fn _seal(&self, py: Python<'_>) -> Option<u64> {
+        py.detach(|| {
+            let _wal = self.lock_wal();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+            Some(self.chunks_written.load(Ordering::Relaxed))
         })
     }
 
@@ -305,9 +383,10 @@ impl NativeWriter {
     /// releases the lock. A trailer that cannot be encoded releases the file
     /// without renaming, as the seed does.
     fn _close(&self, py: Python<'_>, trailer: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.finished.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.closed.store(true, Ordering::Release);
         with_scratch(|buf| {
             let encoded = encode_record_into(py, buf, trailer);
             py.detach(|| {
@@ -331,6 +410,7 @@ impl NativeWriter {
     /// Releases the file without a trailer or rename; the partial file stays.
     fn abandon(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
+        self.finished.store(true, Ordering::Release);
         py.detach(|| {
             if let Some(wal) = self.lock_wal().as_mut() {
                 wal.abandon();
@@ -349,27 +429,4 @@ impl NativeWriter {
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
-}
-
-/// `(index, row)` from a 2-tuple (fast) or any iterable of two items.
-fn unpack_pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    if let Ok(pair) = item.cast::<PyTuple>() {
-        if pair.len() == 2 {
-            return Ok((pair.get_item(0)?, pair.get_item(1)?));
-        }
-    }
-    let mut parts = item.try_iter()?;
-    let mut next = || -> PyResult<Bound<'py, PyAny>> {
-        parts
-            .next()
-            .transpose()?
-            .ok_or_else(|| PyValueError::new_err("write_chunks expects (index, row) pairs"))
-    };
-    let pair = (next()?, next()?);
-    if parts.next().is_some() {
-        return Err(PyValueError::new_err(
-            "write_chunks expects (index, row) pairs",
-        ));
-    }
-    Ok(pair)
 }

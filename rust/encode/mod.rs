@@ -12,6 +12,7 @@
 //! Everything here runs attached to the interpreter and calls no Python
 //! code, so a dict cannot change while we iterate it.
 
+pub mod defer;
 pub mod float;
 mod int;
 mod list;

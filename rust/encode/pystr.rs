@@ -44,6 +44,9 @@ unsafe fn write_via_cpython_utf8(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> 
 #[inline]
 pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded {
     let len = ffi::PyUnicode_GET_LENGTH(obj) as usize;
+    if len >= super::defer::DEFER_MIN_CHARS && super::defer::defer(buf, obj, len) {
+        return Ok(());
+    }
     let data = ffi::PyUnicode_DATA(obj);
     match ffi::PyUnicode_KIND(obj) {
         ffi::PyUnicode_1BYTE_KIND => {

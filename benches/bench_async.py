@@ -1,0 +1,328 @@
+"""Benchmark the asyncio path (issue 5, DESIGN §7): per-chunk cost from a coroutine.
+
+Contenders, each writing the same rows into a fresh file from inside one
+``asyncio.run`` (``sync="never"`` everywhere, as the pure seed does):
+
+* ``pure+to_thread`` — the common design this replaces: a bounded
+  ``asyncio.Queue``, one drain task, ``await asyncio.to_thread(writer.write_chunk,
+  i, row)`` per chunk on ``sessionwal.pure.SessionWriter``. The baseline.
+* ``native+to_thread`` — the same design over the native sync writer: what is
+  left when only the encoder gets faster and the thread hop stays.
+* ``aio`` — ``await AsyncSessionWriter.awrite_chunk(i, row)`` per chunk.
+* ``aio/64`` — ``await AsyncSessionWriter.awrite_chunks(batch)`` per 64 chunks.
+
+The clock runs from the first chunk until every chunk reached the OS (the
+drain task finished, or ``await writer.flush()``), so queued-but-unwritten
+work is not counted as done. Contenders are interleaved within each repeat
+with the order rotated, the GC is off while timing, and the median of the
+repeats is reported. The run also checks that ``aio`` writes exactly the
+pure writer's bytes.
+
+A second table is the synchronous ``write_chunks`` target: batches of 64
+against the pure writer's per-chunk cost (the runner of ``bench_writers.py``).
+
+    python benches/bench_async.py --quick        # ~1 min on 2 cores
+    python benches/bench_async.py                # medians of 7 repeats
+    python benches/bench_async.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import sessionwal
+import sessionwal.pure
+from sessionwal import Session, records
+from sessionwal.aio import AsyncSessionWriter
+from sessionwal.benchmark import machine_info, run_workload
+from sessionwal.workloads import WORKLOADS
+
+BATCH = 64
+QUEUE_SIZE = 1024  # the baseline's asyncio.Queue bound
+CONTENDERS = ["pure+to_thread", "native+to_thread", "aio", "aio/64"]
+ASYNC_TARGETS = [("chat", "aio", 20.0), ("deltas", "aio", 20.0)]
+BATCH_TARGET = ("deltas", "native_batch64", "pure", 15.0)
+DEFAULT_CHUNKS = {"chat": 5_000, "deltas": 20_000}
+QUICK_CHUNKS = {"chat": 1_500, "deltas": 5_000}
+_CREATED = datetime(2024, 6, 10, 12, 0, 0, 123456, tzinfo=UTC)
+_CLOSED = datetime(2024, 6, 10, 13, 30, 0, 654321, tzinfo=UTC)
+
+Items = list[tuple[int, Any]]
+
+
+def _session(path: Path) -> Session:
+    return Session(id=path.stem, created_at=_CREATED)
+
+
+async def _to_thread_writer(cls: type, path: Path, items: Items) -> int:
+    """The baseline design: bounded queue, drain task, one thread hop per chunk."""
+    writer = cls(_session(path), path=path, sync="never")
+    queue: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+
+    async def drain() -> None:
+        while (item := await queue.get()) is not None:
+            await asyncio.to_thread(writer.write_chunk, *item)
+
+    await asyncio.to_thread(int)  # start the executor's thread outside the clock
+    drainer = asyncio.create_task(drain())
+    start = time.perf_counter_ns()
+    for item in items:
+        await queue.put(item)
+    await queue.put(None)
+    await drainer
+    elapsed = time.perf_counter_ns() - start
+    writer.close()
+    return elapsed
+
+
+async def _aio_writer(path: Path, items: Items, batch: int | None) -> int:
+    writer = AsyncSessionWriter(_session(path), path=path, sync="never")
+    start = time.perf_counter_ns()
+    if batch is None:
+        write = writer.awrite_chunk
+        for index, row in items:
+            await write(index, row)
+    else:
+        write_many = writer.awrite_chunks
+        for i in range(0, len(items), batch):
+            await write_many(items[i : i + batch])
+    await writer.flush()
+    elapsed = time.perf_counter_ns() - start
+    await writer.aclose()
+    return elapsed
+
+
+async def _durable(path: Path, items: Items, producers: int, native: bool) -> int:
+    """``sync="always"``: every producer awaits each of its chunks until it is on disk.
+
+    The to_thread design has to serialize its writer (an ``asyncio.Lock``)
+    and pays write + fdatasync + a thread hop per chunk; the asyncio writer
+    lets concurrent producers share one write and one fdatasync.
+    """
+    if native:
+        writer: Any = AsyncSessionWriter(_session(path), path=path, sync="always")
+        submit = writer.awrite_chunk
+    else:
+        writer = sessionwal.pure.SessionWriter(_session(path), path=path, sync="always")
+        lock = asyncio.Lock()
+
+        async def submit(index: int, row: Any) -> None:
+            async with lock:
+                await asyncio.to_thread(writer.write_chunk, index, row)
+
+        await asyncio.to_thread(int)
+
+    async def produce(share: Items) -> None:
+        for index, row in share:
+            await submit(index, row)
+
+    start = time.perf_counter_ns()
+    await asyncio.gather(*(produce(items[p::producers]) for p in range(producers)))
+    elapsed = time.perf_counter_ns() - start
+    if native:
+        await writer.aclose()
+    else:
+        writer.close()
+    return elapsed
+
+
+def run_durable(items: Items, repeats: int, workdir: Path) -> dict[str, float]:
+    """Median µs per chunk under ``sync="always"`` with 1 and 16 producer tasks."""
+    runs = [(native, producers) for producers in (1, 16) for native in (False, True)]
+    samples: dict[tuple[bool, int], list[float]] = {run: [] for run in runs}
+    for rep in range(repeats):
+        for native, producers in runs[rep % len(runs) :] + runs[: rep % len(runs)]:
+            path = workdir / f"durable-{native}-{producers}.jsonl"
+            elapsed = asyncio.run(_durable(path, items, producers, native))
+            path.unlink(missing_ok=True)
+            samples[(native, producers)].append(elapsed / 1000 / len(items))
+    return {
+        f"{'aio' if native else 'pure+to_thread'} x{producers}": statistics.median(s)
+        for (native, producers), s in samples.items()
+    }
+
+
+RUNNERS: dict[str, Callable[[Path, Items], Any]] = {
+    "pure+to_thread": lambda p, it: _to_thread_writer(sessionwal.pure.SessionWriter, p, it),
+    "native+to_thread": lambda p, it: _to_thread_writer(sessionwal.SessionWriter, p, it),
+    "aio": lambda p, it: _aio_writer(p, it, None),
+    "aio/64": lambda p, it: _aio_writer(p, it, BATCH),
+}
+
+
+def timed(contender: str, path: Path, items: Items) -> int:
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(RUNNERS[contender](path, items))
+    finally:
+        gc.enable()
+        path.unlink(missing_ok=True)
+
+
+def run_async_workload(
+    name: str, items: Items, repeats: int, workdir: Path, progress: Callable[[str], None]
+) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    for rep in range(-1, repeats):  # -1: an untimed warm-up pass
+        shift = rep % len(CONTENDERS)
+        for contender in [*CONTENDERS[shift:], *CONTENDERS[:shift]]:
+            progress(f"{name}: {'warm-up' if rep < 0 else f'repeat {rep + 1}'} {contender}")
+            path = workdir / f"{name}-{contender.replace('/', '_')}.jsonl"
+            if rep < 0:
+                timed(contender, path, items[: 4 * BATCH])
+            else:
+                samples[contender].append(timed(contender, path, items) / 1000 / len(items))
+    return samples
+
+
+def check_identity(name: str, items: Items, workdir: Path) -> None:
+    """aio, aio/64 and pure must write the same bytes, or the timings mean nothing."""
+    outputs = {}
+    with mock.patch.object(records, "now_utc", lambda: _CLOSED):
+        for contender in ("aio", "aio/64"):
+            path = workdir / f"identity-{name}.jsonl"
+            asyncio.run(_aio_writer(path, items, None if contender == "aio" else BATCH))
+            outputs[contender] = path.read_bytes()
+            path.unlink()
+        path = workdir / f"identity-{name}.jsonl"
+        with sessionwal.pure.SessionWriter(_session(path), path=path) as writer:
+            for index, row in items:
+                writer.write_chunk(index, row)
+        expected = path.read_bytes()
+        path.unlink()
+    for contender, data in outputs.items():
+        if data != expected:
+            raise AssertionError(f"{name}: {contender} wrote different bytes than pure")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer chunks and repeats")
+    parser.add_argument("--repeats", type=int, help="timed repeats (default 7, quick 3)")
+    parser.add_argument("--workloads", default="chat,deltas", help="comma-separated")
+    parser.add_argument("--json", help="write the samples and medians to this file")
+    parser.add_argument("--dir", help="directory for the temporary files")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    counts = QUICK_CHUNKS if args.quick else DEFAULT_CHUNKS
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+    info = machine_info()
+    print(f"python {info['python']}, {info['cpu_count']} CPUs, {info['platform']}")
+    report: dict[str, Any] = {"machine": info, "repeats": repeats, "async": {}, "targets": []}
+    table = [
+        "| workload | chunks | " + " | ".join(f"{c} µs" for c in CONTENDERS) + " | aio speedup |"
+        " aio/64 speedup |",
+        "|" + "---|" * (len(CONTENDERS) + 4),
+    ]
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="sessionwal-bench-async-") as tmp:
+        workdir = Path(tmp)
+        for name in names:
+            items = list(enumerate(WORKLOADS[name](counts.get(name, 5_000), 0)))
+            check_identity(name, items, workdir)
+            samples = run_async_workload(name, items, repeats, workdir, progress)
+            med = {c: statistics.median(s) for c, s in samples.items()}
+            base = med["pure+to_thread"]
+            table.append(
+                f"| {name} | {len(items)} | "
+                + " | ".join(_fmt(med[c]) for c in CONTENDERS)
+                + f" | {base / med['aio']:.1f}x | {base / med['aio/64']:.1f}x |"
+            )
+            report["async"][name] = {"samples_us": samples, "median_us": med}
+            for workload, contender, minimum in ASYNC_TARGETS:
+                if workload == name:
+                    ratio = base / med[contender]
+                    report["targets"].append(
+                        {
+                            "target": f"{name}: {contender} >= {minimum:g}x pure+to_thread",
+                            "ratio": ratio,
+                            "ok": ratio >= minimum,
+                        }
+                    )
+        workload, contender, baseline, minimum = BATCH_TARGET
+        rows = WORKLOADS[workload](counts[workload] * 2, 0)
+        progress(f"{workload}: write_chunks batches of {BATCH} vs pure per chunk")
+        batch = run_workload(
+            workload,
+            rows,
+            ["pure", "native", contender],
+            repeats,
+            workdir,
+            sessionwal.SessionWriter,
+        )
+        bmed = batch.median_us
+        ratio = bmed[baseline] / bmed[contender]
+        report["batch"] = {"workload": workload, "chunks": len(rows), "median_us": bmed}
+        report["targets"].append(
+            {
+                "target": f"{workload}: write_chunks/{BATCH} >= {minimum:g}x pure per chunk",
+                "ratio": ratio,
+                "ok": ratio >= minimum,
+            }
+        )
+    print()
+    print("\n".join(table))
+    print()
+    print(
+        f"Median of {repeats} interleaved repeats, µs per chunk from the first chunk until all "
+        "reached the OS; speedups are pure+to_thread / contender."
+    )
+    print()
+    print(f"| sync, {workload} ({len(rows)} chunks) | pure µs | native µs | native/{BATCH} µs |")
+    print("|---|---|---|---|")
+    print(
+        f"| µs per chunk | {_fmt(bmed['pure'])} | {_fmt(bmed['native'])} "
+        f"| {_fmt(bmed[contender])} |"
+    )
+    print()
+    for target in report["targets"]:
+        print(
+            f"target {target['target']}: {target['ratio']:.1f}x "
+            f"{'ok' if target['ok'] else 'MISSED'}"
+        )
+    durable_items = list(enumerate(WORKLOADS["chat"](200 if args.quick else 400, 1)))
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="sessionwal-bench-durable-") as tmp:
+        progress("chat: sync='always', 1 and 16 producers")
+        durable = run_durable(durable_items, repeats, Path(tmp))
+    report["durable"] = durable
+    print()
+    print(
+        f"| sync='always', chat ({len(durable_items)} chunks) | 1 producer µs | 16 producers µs |"
+    )
+    print("|---|---|---|")
+    for name in ("pure+to_thread", "aio"):
+        print(f"| {name} | {_fmt(durable[f'{name} x1'])} | {_fmt(durable[f'{name} x16'])} |")
+    print()
+    print(
+        "Every producer awaits each chunk until it is fdatasync'ed; the to_thread writer is "
+        "serialized by an asyncio.Lock, the asyncio writer shares writes between producers."
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
