@@ -34,34 +34,73 @@ use crate::sync_mode::SyncMode;
 /// `sync="always"`) cut it short.
 const LINGER: Duration = Duration::from_micros(200);
 
-/// The worker's doorbell: readable on the loop's selector once rung.
-struct EventFd(OwnedFd);
+/// The worker's doorbell: readable on the loop's selector once rung. An
+/// eventfd on Linux; a non-blocking pipe elsewhere (macOS has no eventfd).
+struct EventFd {
+    read: OwnedFd,
+    #[cfg(not(target_os = "linux"))]
+    write: OwnedFd,
+}
 
 impl EventFd {
+    #[cfg(target_os = "linux")]
     fn new() -> std::io::Result<Self> {
         // SAFETY: plain syscall; a valid descriptor is owned from here on.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(EventFd {
+            read: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
-    /// Resets the counter so the descriptor stops polling readable.
+    #[cfg(not(target_os = "linux"))]
+    fn new() -> std::io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills both descriptors on success; we own them after.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        for fd in [read.as_raw_fd(), write.as_raw_fd()] {
+            // SAFETY: fcntl on descriptors we own.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+            }
+        }
+        Ok(EventFd { read, write })
+    }
+
+    fn readable_fd(&self) -> std::os::fd::RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Resets the doorbell so the descriptor stops polling readable.
     fn drain(&self) {
-        let mut value = 0u64;
-        // SAFETY: reads 8 bytes into a u64 from a descriptor we own.
-        // EAGAIN (nothing rung) is the only expected failure and means the same.
-        unsafe { libc::read(self.0.as_raw_fd(), (&raw mut value).cast(), 8) };
+        let mut buf = [0u8; 64];
+        // SAFETY: reads into a local buffer from a descriptor we own. EAGAIN
+        // (nothing rung) is the only expected failure and means the same. An
+        // eventfd hands back its whole counter in one 8-byte read; a pipe may
+        // hold several bytes, so read until it is empty.
+        while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
+            && cfg!(not(target_os = "linux"))
+        {}
     }
 }
 
 impl Notify for EventFd {
     fn notify(&self) {
         let one = 1u64;
-        // SAFETY: writes 8 bytes from a u64. Never blocks (EFD_NONBLOCK); a
-        // saturated counter is still readable, which is all the loop needs.
-        unsafe { libc::write(self.0.as_raw_fd(), (&raw const one).cast(), 8) };
+        #[cfg(target_os = "linux")]
+        let fd = self.read.as_raw_fd();
+        #[cfg(not(target_os = "linux"))]
+        let fd = self.write.as_raw_fd();
+        // SAFETY: writes 8 bytes from a u64. Never blocks (non-blocking); a
+        // saturated counter or a full pipe is still readable, which is all
+        // the loop needs.
+        unsafe { libc::write(fd, (&raw const one).cast(), 8) };
     }
 }
 
@@ -192,7 +231,7 @@ impl NativeAsyncWriter {
             linger: LINGER,
         };
         let queue = WriteQueue::start(Box::new(wal), events.clone(), limits)?;
-        let fd = events.0.as_raw_fd();
+        let fd = events.readable_fd();
         let _ = self.ready.set(ready);
         let _ = self.events.set(events);
         let _ = self.queue.set(queue);
