@@ -28,6 +28,20 @@ class WriterBase:
     session_file = staticmethod(paths.session_file)
     session_partial_file = staticmethod(paths.session_partial_file)
 
+    # Set by the concrete writer's constructor (via _resolve_paths).
+    _final_path: Path
+    _partial_path: Path
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the file once closed (the final name)."""
+        return self._final_path
+
+    @property
+    def partial_path(self) -> Path:
+        """Absolute path of the in-flight ``.__partial__`` file."""
+        return self._partial_path
+
     def _resolve_paths(self, session: Any, path: Path | str | None) -> tuple[Path, Path]:
         """(final, partial) as the seed computes them, resolved to absolute paths."""
         if path is not None:

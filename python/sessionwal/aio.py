@@ -88,16 +88,6 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
             raise
         self._loop.add_reader(self._event_fd, self._on_event)
 
-    @property
-    def path(self) -> Path:
-        """Absolute path of the file after :meth:`aclose`."""
-        return self._final_path
-
-    @property
-    def partial_path(self) -> Path:
-        """Absolute path of the in-flight ``.__partial__`` file."""
-        return self._partial_path
-
     # awrite_chunk(index, row) and awrite_chunks(items) are native methods
     # of NativeAsyncWriter; they call back into _wait_* only when the caller
     # has to wait.

@@ -83,16 +83,6 @@ class SessionWriter(WriterBase):
             raise
 
     @property
-    def path(self) -> Path:
-        """Absolute path of the file after :meth:`close`."""
-        return self._final_path
-
-    @property
-    def partial_path(self) -> Path:
-        """Absolute path of the in-flight ``.__partial__`` file."""
-        return self._partial_path
-
-    @property
     def chunks_written(self) -> int:
         """Number of ``record_type=chunk`` lines written so far."""
         return self._chunks_written

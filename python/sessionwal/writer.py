@@ -45,16 +45,6 @@ class SessionWriter(WriterBase, NativeWriter):
             self.abandon()
             raise
 
-    @property
-    def path(self) -> Path:
-        """Absolute path of the file after :meth:`close`."""
-        return self._final_path
-
-    @property
-    def partial_path(self) -> Path:
-        """Absolute path of the in-flight ``.__partial__`` file."""
-        return self._partial_path
-
     def close(self) -> None:
         """Write the trailer, sync per ``sync``, and atomically rename to :attr:`path`.
 

@@ -15,14 +15,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::batch::encode_batch;
 use super::errors::to_pyerr;
-use super::writer::{encode_record_into, with_scratch, ChunkEncoder};
+use super::writer::{begin_open, encode_record_into, with_scratch, ChunkEncoder};
 use crate::error::WalError;
 use crate::file::WalFile;
 use crate::queue::{Finish, Limits, Notify, Progress, Submitted, WriteQueue};
@@ -187,11 +187,7 @@ impl NativeAsyncWriter {
         sync_interval: f64,
         chunk_builder: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let mode = SyncMode::parse(sync, sync_interval)
-            .ok_or_else(|| PyValueError::new_err(format!("invalid sync mode {sync:?}")))?;
-        if self.final_path.set(final_path.clone()).is_err() {
-            return Err(PyRuntimeError::new_err("session writer is already open"));
-        }
+        let mode = begin_open(&self.final_path, &final_path, sync, sync_interval)?;
         let _ = self.durable_each.set(mode == SyncMode::Always);
         self.chunks.set_builder(chunk_builder);
         let wal = py

@@ -89,6 +89,22 @@ pub fn encode_record<'py>(
     })
 }
 
+/// The checks every `_open` starts with: the sync mode its arguments name,
+/// and the final path, recorded once (a second `_open` is refused).
+pub(super) fn begin_open(
+    final_slot: &OnceLock<PathBuf>,
+    final_path: &std::path::Path,
+    sync: &str,
+    sync_interval: f64,
+) -> PyResult<SyncMode> {
+    let mode = SyncMode::parse(sync, sync_interval)
+        .ok_or_else(|| PyValueError::new_err(format!("invalid sync mode {sync:?}")))?;
+    if final_slot.set(final_path.to_path_buf()).is_err() {
+        return Err(PyRuntimeError::new_err("session writer is already open"));
+    }
+    Ok(mode)
+}
+
 #[pyclass(subclass, frozen, module = "sessionwal._native")]
 pub struct NativeWriter {
     wal: Mutex<Option<WalFile>>,
@@ -293,11 +309,7 @@ impl NativeWriter {
         sync_interval: f64,
         chunk_builder: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let mode = SyncMode::parse(sync, sync_interval)
-            .ok_or_else(|| PyValueError::new_err(format!("invalid sync mode {sync:?}")))?;
-        if self.final_path.set(final_path.clone()).is_err() {
-            return Err(PyRuntimeError::new_err("session writer is already open"));
-        }
+        let mode = begin_open(&self.final_path, &final_path, sync, sync_interval)?;
         self.chunks.set_builder(chunk_builder);
         let wal = py
             .detach(|| WalFile::open(&partial_path, &final_path, mode))
