@@ -28,6 +28,7 @@ lint: ## ruff, clippy, rustfmt: all must be clean
 	$(VENV)/bin/ruff format --check python tests benches
 	cargo clippy --all-targets -- -D warnings
 	cargo fmt --check
+	$(VENV)/bin/pip install -q mypy && $(VENV)/bin/python -m mypy.stubtest sessionwal._native
 
 fmt: ## format Rust and Python sources
 	cargo fmt

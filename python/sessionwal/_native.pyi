@@ -5,9 +5,14 @@ from collections.abc import Callable, Iterable
 from os import PathLike
 from typing import Any
 
+from typing_extensions import disjoint_base
+
+__all__ = ["NativeAsyncWriter", "NativeWriter", "encode_record", "scan"]
+
 def encode_record(record: Any) -> bytes:
     """``(json.dumps(record, ensure_ascii=False) + "\\n").encode()``, natively where possible."""
 
+@disjoint_base
 class NativeWriter:
     def __new__(cls, *args: Any, **kwargs: Any) -> NativeWriter: ...
     def _open(
@@ -32,6 +37,7 @@ class NativeWriter:
     @property
     def closed(self) -> bool: ...
 
+@disjoint_base
 class NativeAsyncWriter:
     """Native base of :class:`sessionwal.aio.AsyncSessionWriter`."""
 
