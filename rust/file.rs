@@ -5,8 +5,6 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,7 +61,7 @@ impl WalFile {
                 .open_append(partial_path)
                 .map_err(|e| WalError::io_at(e, partial_path))?;
             let locked = sys
-                .try_lock(file.as_raw_fd())
+                .try_lock(&file)
                 .map_err(|e| WalError::io_at(e, partial_path))?;
             if !locked {
                 return Err(WalError::Locked {
@@ -123,14 +121,14 @@ impl WalFile {
     /// on short writes and EINTR). On failure nothing of `lines` stays in the
     /// file: the tail is cut back, and if that fails the writer is poisoned.
     pub fn append(&mut self, lines: &[u8]) -> Result<()> {
-        let fd = self.writable_fd()?;
+        self.check_writable()?;
         if let Some(failure) = self.syncer.as_ref().and_then(Syncer::take_failure) {
             return Err(self.poison_with(failure, "background fdatasync failed"));
         }
         let start = self.size;
         let mut written = 0;
         while written < lines.len() {
-            match self.sys.write(fd, &lines[written..]) {
+            match self.sys.write(self.file(), &lines[written..]) {
                 Ok(0) => {
                     let err = io::Error::from(io::ErrorKind::WriteZero);
                     return Err(self.roll_back(start, written, err));
@@ -143,7 +141,7 @@ impl WalFile {
         self.size += lines.len() as u64;
         match &self.sync {
             SyncMode::Always => {
-                if let Err(e) = self.sys.fdatasync(fd) {
+                if let Err(e) = self.sys.fdatasync(self.file()) {
                     return Err(self.poison_with(e, "fdatasync failed"));
                 }
             }
@@ -178,13 +176,13 @@ impl WalFile {
 
     fn finish(&mut self, trailer: &[u8]) -> Result<()> {
         self.append(trailer)?;
-        let fd = self.writable_fd()?;
+        self.check_writable()?;
         if let Some(failure) = self.syncer.take().and_then(Syncer::stop) {
             return Err(self.poison_with(failure, "background fdatasync failed"));
         }
         // Under `Always` the trailer's own append has just been synced.
         if matches!(self.sync, SyncMode::Close | SyncMode::Interval(_)) {
-            if let Err(e) = self.sys.fdatasync(fd) {
+            if let Err(e) = self.sys.fdatasync(self.file()) {
                 return Err(self.poison_with(e, "fdatasync failed"));
             }
         }
@@ -237,15 +235,15 @@ impl WalFile {
     /// next record starts on a line boundary; returns the file's new size.
     /// The torn bytes were never acknowledged: their write had not returned.
     fn cut_torn_tail(&mut self) -> Result<u64> {
-        let fd = self.raw_fd();
-        let size = self.sys.file_size(fd).map_err(|e| self.io_error(e))?;
+        let file = self.file();
+        let size = self.sys.file_size(file).map_err(|e| self.io_error(e))?;
         let mut buf = vec![0u8; TAIL_SCAN_BYTES.min(size) as usize];
         let mut end = size;
         let mut keep = 0;
         while end > 0 {
             let start = end.saturating_sub(TAIL_SCAN_BYTES);
             let block = &mut buf[..(end - start) as usize];
-            self.read_exact_at(fd, block, start)?;
+            self.read_exact_at(file, block, start)?;
             if let Some(newline) = block.iter().rposition(|&b| b == b'\n') {
                 keep = start + newline as u64 + 1;
                 break;
@@ -253,14 +251,16 @@ impl WalFile {
             end = start;
         }
         if keep != size {
-            self.sys.ftruncate(fd, keep).map_err(|e| self.io_error(e))?;
+            self.sys
+                .ftruncate(file, keep)
+                .map_err(|e| self.io_error(e))?;
         }
         Ok(keep)
     }
 
-    fn read_exact_at(&self, fd: RawFd, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
+    fn read_exact_at(&self, file: &File, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
         while !buf.is_empty() {
-            match self.sys.read_at(fd, buf, offset) {
+            match self.sys.read_at(file, buf, offset) {
                 Ok(0) => return Err(self.io_error(io::ErrorKind::UnexpectedEof.into())),
                 Ok(n) => {
                     buf = &mut buf[n..];
@@ -277,22 +277,18 @@ impl WalFile {
         let Some(file) = &self.file else {
             return Ok(false);
         };
-        let ours = file.metadata()?;
-        Ok(ours.dev() == meta.dev() && ours.ino() == meta.ino())
+        Ok(same_file(&file.metadata()?, meta))
     }
 
-    fn raw_fd(&self) -> RawFd {
-        self.file
-            .as_ref()
-            .expect("an open writer has a file")
-            .as_raw_fd()
+    fn file(&self) -> &File {
+        self.file.as_ref().expect("an open writer has a file")
     }
 
     fn io_error(&self, err: io::Error) -> WalError {
         WalError::io_at(err, &self.partial_path)
     }
 
-    fn writable_fd(&self) -> Result<RawFd> {
+    fn check_writable(&self) -> Result<()> {
         match &self.state {
             State::Closed => Err(WalError::Closed {
                 final_path: self.final_path.clone(),
@@ -301,7 +297,7 @@ impl WalFile {
                 reason: reason.clone(),
             }),
             State::Open if self.fork_generation != fork::generation() => Err(WalError::Forked),
-            State::Open => Ok(self.raw_fd()),
+            State::Open => Ok(()),
         }
     }
 
@@ -311,11 +307,11 @@ impl WalFile {
         if written == 0 {
             return self.io_error(err);
         }
-        let fd = self.raw_fd();
+        let file = self.file();
         let expected = start + written as u64;
-        let outcome = match self.sys.file_size(fd) {
+        let outcome = match self.sys.file_size(file) {
             // Cut only what we wrote: any other size means bytes we cannot account for.
-            Ok(size) if size == expected => self.sys.ftruncate(fd, start),
+            Ok(size) if size == expected => self.sys.ftruncate(file, start),
             Ok(size) => Err(io::Error::other(format!(
                 "file is {size} bytes, expected {expected}"
             ))),
@@ -350,7 +346,7 @@ impl WalFile {
             // In a forked child the descriptor shares the parent's open file
             // description: unlocking it would drop the parent's lock.
             if !forked {
-                let _ = self.sys.unlock(file.as_raw_fd());
+                let _ = self.sys.unlock(&file);
             }
         }
         self.state = State::Closed;
@@ -366,10 +362,26 @@ impl Drop for WalFile {
 fn names_same_file(file: &File, path: &Path) -> Result<bool> {
     let ours = file.metadata()?;
     match fs::symlink_metadata(path) {
-        Ok(theirs) => Ok(ours.dev() == theirs.dev() && ours.ino() == theirs.ino()),
+        Ok(theirs) => Ok(same_file(&ours, &theirs)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(WalError::io_at(e, path)),
     }
+}
+
+/// Whether two metadata describe the same file (device and inode).
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Windows: std exposes no stable file identity (volume serial + file
+/// index are unstable), so the check that the name still leads to the file
+/// we hold is skipped: a rename or unlink racing `open` or `close` goes
+/// undetected there.
+#[cfg(not(unix))]
+fn same_file(_a: &fs::Metadata, _b: &fs::Metadata) -> bool {
+    true
 }
 
 #[cfg(test)]

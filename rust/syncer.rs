@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -96,7 +95,7 @@ fn run(shared: &Shared, file: &File, sys: &dyn Sys, interval: Duration) {
             return;
         }
         if shared.dirty.swap(false, Ordering::AcqRel) {
-            if let Err(err) = sys.fdatasync(file.as_raw_fd()) {
+            if let Err(err) = sys.fdatasync(file) {
                 *lock(&shared.failure) = Some(err);
                 shared.failed.store(true, Ordering::Release);
                 return;

@@ -3,11 +3,17 @@
 //! fdatasync (which a real filesystem rarely produces), and through which the
 //! power-loss model records writes, syncs and renames in the order they
 //! reach the kernel.
+//!
+//! Calls take the open `&File`, not a raw descriptor, so the seam is the
+//! same on every platform. On unix [`RealSys`] makes exactly the libc calls
+//! it always made (through the file's descriptor); on Windows it uses std's
+//! portable equivalents, and what has no Windows counterpart is a no-op
+//! (see the `windows` impl).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+#[cfg(unix)]
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 pub trait Sys: Send + Sync {
@@ -16,22 +22,23 @@ pub trait Sys: Send + Sync {
     fn open_append(&self, path: &Path) -> io::Result<File>;
     /// `flock(LOCK_EX | LOCK_NB)`; `Ok(false)` when another open file
     /// description holds the lock.
-    fn try_lock(&self, fd: RawFd) -> io::Result<bool>;
-    fn unlock(&self, fd: RawFd) -> io::Result<()>;
-    fn write(&self, fd: RawFd, buf: &[u8]) -> io::Result<usize>;
-    fn read_at(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-    fn ftruncate(&self, fd: RawFd, len: u64) -> io::Result<()>;
-    fn fdatasync(&self, fd: RawFd) -> io::Result<()>;
-    /// Current size of the file behind `fd`.
-    fn file_size(&self, fd: RawFd) -> io::Result<u64>;
+    fn try_lock(&self, file: &File) -> io::Result<bool>;
+    fn unlock(&self, file: &File) -> io::Result<()>;
+    fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize>;
+    fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn ftruncate(&self, file: &File, len: u64) -> io::Result<()>;
+    fn fdatasync(&self, file: &File) -> io::Result<()>;
+    /// Current size of `file`.
+    fn file_size(&self, file: &File) -> io::Result<u64>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// fsync of a directory: makes the creates and renames in it durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
 
-/// The real thing: thin wrappers over libc.
+/// The real thing: thin wrappers over libc on unix, over std on Windows.
 pub struct RealSys;
 
+#[cfg(unix)]
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == -1 {
         Err(io::Error::last_os_error())
@@ -40,8 +47,10 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+#[cfg(unix)]
 impl Sys for RealSys {
     fn open_append(&self, path: &Path) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
         // Read access too: reopening a crashed session inspects its last
         // bytes for a torn record before appending.
         OpenOptions::new()
@@ -53,7 +62,8 @@ impl Sys for RealSys {
             .open(path)
     }
 
-    fn try_lock(&self, fd: RawFd) -> io::Result<bool> {
+    fn try_lock(&self, file: &File) -> io::Result<bool> {
+        let fd = file.as_raw_fd();
         loop {
             // SAFETY: plain syscall on a descriptor the caller owns.
             match check(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }) {
@@ -65,12 +75,14 @@ impl Sys for RealSys {
         }
     }
 
-    fn unlock(&self, fd: RawFd) -> io::Result<()> {
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        let fd = file.as_raw_fd();
         // SAFETY: plain syscall on a descriptor the caller owns.
         check(unsafe { libc::flock(fd, libc::LOCK_UN) })
     }
 
-    fn write(&self, fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize> {
+        let fd = file.as_raw_fd();
         // SAFETY: buf is a valid slice for its length; fd is owned by the caller.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -80,7 +92,8 @@ impl Sys for RealSys {
         }
     }
 
-    fn read_at(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let fd = file.as_raw_fd();
         let offset = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: buf is a valid, writable slice for its length.
@@ -92,7 +105,8 @@ impl Sys for RealSys {
         }
     }
 
-    fn ftruncate(&self, fd: RawFd, len: u64) -> io::Result<()> {
+    fn ftruncate(&self, file: &File, len: u64) -> io::Result<()> {
+        let fd = file.as_raw_fd();
         let len =
             libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
         // SAFETY: plain syscall on a descriptor the caller owns.
@@ -100,7 +114,8 @@ impl Sys for RealSys {
     }
 
     #[cfg(not(target_vendor = "apple"))]
-    fn fdatasync(&self, fd: RawFd) -> io::Result<()> {
+    fn fdatasync(&self, file: &File) -> io::Result<()> {
+        let fd = file.as_raw_fd();
         // SAFETY: plain syscall on a descriptor the caller owns.
         check(unsafe { libc::fdatasync(fd) })
     }
@@ -108,12 +123,14 @@ impl Sys for RealSys {
     /// macOS has no fdatasync, and its fsync does not flush the drive's
     /// cache: F_FULLFSYNC is what makes data survive power loss there.
     #[cfg(target_vendor = "apple")]
-    fn fdatasync(&self, fd: RawFd) -> io::Result<()> {
+    fn fdatasync(&self, file: &File) -> io::Result<()> {
+        let fd = file.as_raw_fd();
         // SAFETY: plain fcntl on a descriptor the caller owns.
         check(unsafe { libc::fcntl(fd, libc::F_FULLFSYNC) })
     }
 
-    fn file_size(&self, fd: RawFd) -> io::Result<u64> {
+    fn file_size(&self, file: &File) -> io::Result<u64> {
+        let fd = file.as_raw_fd();
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: fstat fills the struct on success, which is the only case we read it.
         check(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
@@ -128,5 +145,70 @@ impl Sys for RealSys {
         let handle = File::open(dir)?;
         // SAFETY: plain syscall on a descriptor we own for the call's duration.
         check(unsafe { libc::fsync(handle.as_raw_fd()) })
+    }
+}
+
+/// Windows: std's portable calls. `try_lock` is `LockFileEx` over the whole
+/// file (exclusive, fail-immediately), `set_len` truncates, `sync_data` is
+/// `FlushFileBuffers`. Handles std opens are not inheritable, so there is no
+/// `O_CLOEXEC` to ask for, and there is no mode: the file gets the
+/// directory's inherited ACL.
+#[cfg(windows)]
+impl Sys for RealSys {
+    fn open_append(&self, path: &Path) -> io::Result<File> {
+        use std::os::windows::fs::OpenOptionsExt;
+        /// Opens a symlink itself instead of its target (`O_NOFOLLOW`): the
+        /// handle then is not a regular file and `WalFile::open` refuses it.
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+            .open(path)
+    }
+
+    fn try_lock(&self, file: &File) -> io::Result<bool> {
+        match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        file.unlock()
+    }
+
+    fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut &*file, buf)
+    }
+
+    fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        // Moves the handle's file pointer, which appends ignore.
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+
+    fn ftruncate(&self, file: &File, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
+
+    fn fdatasync(&self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+
+    fn file_size(&self, file: &File) -> io::Result<u64> {
+        Ok(file.metadata()?.len())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    /// A no-op: Windows has no directory fsync (std cannot even open a
+    /// directory as a `File`), so a rename's durability rests on the
+    /// file system's metadata journal.
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -123,9 +123,9 @@ impl TestSys {
         self.count(|op| matches!(op, Op::Truncate { .. }))
     }
 
-    fn file_of(&self, fd: RawFd) -> usize {
+    fn file_of(&self, file: &File) -> usize {
         *lock(&self.files)
-            .get(&fd)
+            .get(&file.as_raw_fd())
             .expect("fd opened through this Sys")
     }
 }
@@ -153,15 +153,15 @@ impl Sys for TestSys {
         Ok(file)
     }
 
-    fn try_lock(&self, fd: RawFd) -> io::Result<bool> {
-        RealSys.try_lock(fd)
+    fn try_lock(&self, file: &File) -> io::Result<bool> {
+        RealSys.try_lock(file)
     }
 
-    fn unlock(&self, fd: RawFd) -> io::Result<()> {
-        RealSys.unlock(fd)
+    fn unlock(&self, file: &File) -> io::Result<()> {
+        RealSys.unlock(file)
     }
 
-    fn write(&self, fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize> {
         let fault = self.faults().write.pop_front();
         let buf = match fault {
             None => buf,
@@ -169,7 +169,7 @@ impl Sys for TestSys {
             Some(WriteFault::Fail(errno)) => return Err(io::Error::from_raw_os_error(errno)),
             Some(WriteFault::Zero) => return Ok(0),
             Some(WriteFault::ForeignThenFail(bytes, errno)) => {
-                let path = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+                let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
                 OpenOptions::new()
                     .append(true)
                     .open(path)?
@@ -177,42 +177,42 @@ impl Sys for TestSys {
                 return Err(io::Error::from_raw_os_error(errno));
             }
         };
-        let offset = RealSys.file_size(fd)?;
-        let n = RealSys.write(fd, buf)?;
+        let offset = RealSys.file_size(file)?;
+        let n = RealSys.write(file, buf)?;
         self.push(Op::Write {
-            file: self.file_of(fd),
+            file: self.file_of(file),
             offset,
             data: buf[..n].to_vec(),
         });
         Ok(n)
     }
 
-    fn read_at(&self, fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        RealSys.read_at(fd, buf, offset)
+    fn read_at(&self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        RealSys.read_at(file, buf, offset)
     }
 
-    fn ftruncate(&self, fd: RawFd, len: u64) -> io::Result<()> {
+    fn ftruncate(&self, file: &File, len: u64) -> io::Result<()> {
         scripted(&mut self.faults().ftruncate)?;
-        RealSys.ftruncate(fd, len)?;
+        RealSys.ftruncate(file, len)?;
         self.push(Op::Truncate {
-            file: self.file_of(fd),
+            file: self.file_of(file),
             len,
         });
         Ok(())
     }
 
-    fn fdatasync(&self, fd: RawFd) -> io::Result<()> {
+    fn fdatasync(&self, file: &File) -> io::Result<()> {
         self.fdatasync_calls.fetch_add(1, Ordering::SeqCst);
         scripted(&mut self.faults().fdatasync)?;
-        RealSys.fdatasync(fd)?;
+        RealSys.fdatasync(file)?;
         self.push(Op::SyncFile {
-            file: self.file_of(fd),
+            file: self.file_of(file),
         });
         Ok(())
     }
 
-    fn file_size(&self, fd: RawFd) -> io::Result<u64> {
-        RealSys.file_size(fd)
+    fn file_size(&self, file: &File) -> io::Result<u64> {
+        RealSys.file_size(file)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
