@@ -384,5 +384,6 @@ fn same_file(_a: &fs::Metadata, _b: &fs::Metadata) -> bool {
     true
 }
 
-#[cfg(test)]
+// Unix-only: they use symlinks, FIFOs, fork and /proc/self/fd.
+#[cfg(all(test, unix))]
 mod tests;

@@ -1,5 +1,9 @@
 //! The `sessionwal._native` extension module.
 
+// The asyncio writer's doorbell is an eventfd or pipe the event loop
+// watches with add_reader, which Windows' default (proactor) loop lacks:
+// NativeAsyncWriter is unix-only.
+#[cfg(unix)]
 mod aio;
 mod batch;
 mod errors;
@@ -11,6 +15,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
+    #[cfg(unix)]
     m.add_class::<aio::NativeAsyncWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
