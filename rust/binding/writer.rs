@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -362,7 +362,18 @@ impl NativeWriter {
             items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>();
         with_scratch(|buf| {
             let (count, deferred) = if again {
-                defer::collect(buf, |buf| encode_batch(py, &self.chunks, buf, items))?
+                match defer::collect(buf, |buf| encode_batch(py, &self.chunks, buf, items)) {
+                    Ok(encoded) => encoded,
+                    // The error's position counts the batch's text, which the
+                    // deferred strings are missing from: encode again without
+                    // deferral to raise exactly what the pure writer raises.
+                    Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(py) => {
+                        buf.clear();
+                        let count = encode_batch(py, &self.chunks, buf, items)?;
+                        (count, Deferred::default())
+                    }
+                    Err(err) => return Err(err),
+                }
             } else {
                 (
                     encode_batch(py, &self.chunks, buf, items)?,
