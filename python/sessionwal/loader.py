@@ -11,7 +11,6 @@ shape raises :class:`SessionFormatError` (a :class:`PersistenceError`) naming
 from __future__ import annotations
 
 import errno
-import fcntl
 import glob
 import logging
 import os
@@ -25,7 +24,12 @@ from sessionwal import paths
 from sessionwal._format import SessionFormatError, Structure, iter_lines, parse_line
 from sessionwal.errors import PersistenceError
 from sessionwal.model import ChunkKind, ChunkRow
-from sessionwal.scan import final_file_problem, summarize, writer_holds_lock
+from sessionwal.scan import (
+    final_file_problem,
+    lock_unless_written,
+    summarize,
+    writer_holds_lock,
+)
 
 __all__ = [
     "PersistedSession",
@@ -296,22 +300,16 @@ def _unlink_unless_written(path: Path) -> bool:
     Returns False when it does not exist; raises :class:`PersistenceError`
     when a writer holds it.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return False
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PersistenceError(f"'{path}' is in flight: a writer holds its lock") from None
+    with lock_unless_written(path) as held:
+        if held is None:
+            return False
+        if not held:
+            raise PersistenceError(f"'{path}' is in flight: a writer holds its lock")
         try:
             os.unlink(path)
         except FileNotFoundError:
             return False
         return True
-    finally:
-        os.close(fd)
 
 
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:

@@ -14,8 +14,10 @@ a session in flight from a crashed one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,26 +110,36 @@ def summarize(path: Path | str, *, validate: bool = False) -> FileSummary:
     )
 
 
-def writer_holds_lock(path: Path | str) -> bool:
-    """True when a writer holds the flock on ``path``.
+@contextlib.contextmanager
+def lock_unless_written(path: Path | str) -> Iterator[bool | None]:
+    """Holds the flock on ``path`` for the ``with`` block when no writer holds it.
 
-    Probes with ``flock(LOCK_EX | LOCK_NB)`` on a separate open of the file
-    and releases at once. While the probe holds it (microseconds), a writer
-    opening the same file would be refused as if another writer had it.
+    Yields ``True`` while holding it, ``False`` when a writer holds it, and
+    ``None`` when the file does not exist. The lock is taken with
+    ``flock(LOCK_EX | LOCK_NB)`` on a separate open of the file; while we
+    hold it, a writer opening the same file is refused as if another writer
+    had it, so hold it briefly.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return False
+        yield None
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)
+
+
+def writer_holds_lock(path: Path | str) -> bool:
+    """True when a writer holds the flock on ``path`` (probed and released at once)."""
+    with lock_unless_written(path) as held:
+        return held is False
 
 
 def final_file_problem(summary: FileSummary) -> str | None:
