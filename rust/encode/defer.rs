@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use pyo3::ffi;
 
 use super::string::{
-    write_str_ucs1, write_str_ucs2, write_str_ucs4, write_str_utf8, LoneSurrogate,
+    wide_vectorized, write_str_ucs1, write_str_ucs2, write_str_ucs4, write_str_utf8, LoneSurrogate,
 };
 
 /// Below this many code points a string is escaped in place: deferring costs
@@ -95,19 +95,21 @@ pub(super) unsafe fn defer(buf: &Vec<u8>, obj: *mut ffi::PyObject, len: usize) -
     if TARGET.get() != std::ptr::from_ref(buf) as usize {
         return false;
     }
-    let pending = if ffi::PyUnicode_KIND(obj) == ffi::PyUnicode_1BYTE_KIND {
+    let kind = ffi::PyUnicode_KIND(obj);
+    let pending = if kind == ffi::PyUnicode_1BYTE_KIND || wide_vectorized() {
         ffi::Py_INCREF(obj);
         Pending {
             obj: obj as usize,
             at: buf.len(),
-            kind: ffi::PyUnicode_1BYTE_KIND,
+            kind,
             ascii: ffi::PyUnicode_IS_ASCII(obj) != 0,
             data: ffi::PyUnicode_DATA(obj) as usize,
             len,
         }
     } else {
-        // 2- and 4-byte text is transcoded now by CPython's UTF-8 encoder
-        // (about twice as fast as ours on mixed-script text) into a new bytes
+        // Without the vectorized encoder, 2- and 4-byte text is transcoded
+        // now by CPython's UTF-8 encoder (about twice as fast as our scalar
+        // one on mixed-script text) into a new bytes
         // object, not the str's cached UTF-8; only escaping it is deferred.
         // A lone surrogate fails here: write it now, which falls back to Python.
         let bytes = ffi::PyUnicode_AsUTF8String(obj);

@@ -19,6 +19,8 @@ mod list;
 mod map;
 mod pystr;
 pub mod string;
+#[cfg(target_arch = "x86_64")]
+mod wide_avx2;
 
 use pyo3::ffi;
 

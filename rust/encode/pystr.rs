@@ -7,13 +7,14 @@ use pyo3::ffi;
 
 use super::string::write_str_utf8;
 #[cfg(not(feature = "str-via-utf8"))]
-use super::string::{write_str_ucs1, write_str_ucs2, write_str_ucs4};
+use super::string::{wide_vectorized, write_str_ucs1, write_str_ucs2, write_str_ucs4};
 use super::{Encoded, Unsupported};
 
-/// From this length on, 2- and 4-byte strings are transcoded by CPython's
-/// UTF-8 encoder and then escaped: on long mixed-script text (tool output)
-/// that measured ~15% faster than transcoding here, while short strings
-/// are faster without the temporary bytes object.
+/// Without the vectorized encoder, 2- and 4-byte strings from this length
+/// on are transcoded by CPython's UTF-8 encoder and then escaped: on long
+/// mixed-script text (tool output) that measured ~15% faster than our
+/// scalar transcoder, while short strings are faster without the temporary
+/// bytes object. The vectorized encoder is faster than both.
 #[cfg(not(feature = "str-via-utf8"))]
 const LONG_WIDE_STR: usize = 4096;
 
@@ -58,7 +59,9 @@ pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded
             }
             Ok(())
         }
-        ffi::PyUnicode_2BYTE_KIND | ffi::PyUnicode_4BYTE_KIND if len >= LONG_WIDE_STR => {
+        ffi::PyUnicode_2BYTE_KIND | ffi::PyUnicode_4BYTE_KIND
+            if len >= LONG_WIDE_STR && !wide_vectorized() =>
+        {
             write_via_cpython_utf8(buf, obj)
         }
         ffi::PyUnicode_2BYTE_KIND => {

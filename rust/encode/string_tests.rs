@@ -217,3 +217,99 @@ fn long_text_round_trips() {
     let text = "Ünïcödé text — with \"quotes\", tabs\t, 中文, emoji 😀 and \\paths\\\n".repeat(200);
     assert_eq!(encode_all(&text), reference(&text));
 }
+
+/// The scalar 2/4-byte encoder, quoted: what runs without AVX2 and for
+/// strings shorter than a vector block.
+fn scalar_wide<U: super::CodeUnit>(units: &[U]) -> Result<Vec<u8>, LoneSurrogate> {
+    let mut out = vec![b'"'];
+    super::write_units_scalar(&mut out, units)?;
+    out.push(b'"');
+    Ok(out)
+}
+
+#[test]
+fn vectorized_and_scalar_agree_on_every_kind_of_unit() {
+    // Every lane of a block sees every class: plain ASCII, each escape form
+    // (short and `\u00XX`, including 0x10..0x1f, whose low nibble aliases
+    // a short escape), 2-, 3- and 4-byte UTF-8 at their boundaries.
+    let pool: Vec<u32> = (0..0x20)
+        .chain([0x20, 0x22, 0x2f, 0x5c, 0x7e, 0x7f, 0x80, 0xe9, 0x7ff, 0x800])
+        .chain([
+            0x4e2d, 0xd7ff, 0xe000, 0xffff, 0x1_0000, 0x1_f600, 0x10_ffff,
+        ])
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 70) as usize;
+        let codes: Vec<u32> = (0..len)
+            .map(|_| {
+                let r = next();
+                if r % 4 == 0 {
+                    u32::from(b'a') + (r >> 8) as u32 % 26
+                } else {
+                    pool[(r >> 8) as usize % pool.len()]
+                }
+            })
+            .collect();
+        let text: String = codes.iter().map(|&c| char::from_u32(c).unwrap()).collect();
+        let expected = reference(&text).into_bytes();
+        let mut wide = Vec::new();
+        assert_eq!(write_str_ucs4(&mut wide, &codes), Ok(()));
+        assert_eq!(wide, expected, "ucs4 {text:?}");
+        assert_eq!(scalar_wide(&codes).as_deref(), Ok(&expected[..]));
+        if codes.iter().all(|&c| c <= 0xffff) {
+            let units: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+            let mut narrow = Vec::new();
+            assert_eq!(write_str_ucs2(&mut narrow, &units), Ok(()));
+            assert_eq!(narrow, expected, "ucs2 {text:?}");
+            assert_eq!(scalar_wide(&units).as_deref(), Ok(&expected[..]));
+        }
+    }
+}
+
+#[test]
+fn surrogate_in_any_lane_of_any_block_is_rejected() {
+    for len in [8, 9, 16, 23, 600] {
+        for at in 0..len {
+            for surrogate in [0xd800u32, 0xdbff, 0xdc00, 0xdfff] {
+                let mut codes = vec![u32::from(b'x'); len];
+                codes[at] = surrogate;
+                // A 3-byte neighbour keeps the block off any ASCII shortcut.
+                codes[(at + 1) % len] = 0x4e2d;
+                let mut buf = Vec::new();
+                assert_eq!(write_str_ucs4(&mut buf, &codes), Err(LoneSurrogate));
+                let units: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
+                assert_eq!(write_str_ucs2(&mut buf, &units), Err(LoneSurrogate));
+            }
+        }
+    }
+    let mut buf = Vec::new();
+    let mut beyond = vec![0x61u32; 16];
+    beyond[11] = 0x11_0000;
+    assert_eq!(write_str_ucs4(&mut buf, &beyond), Err(LoneSurrogate));
+}
+
+#[test]
+fn long_text_stays_within_reserved_room() {
+    // Crosses the 512-unit reservation segments with blocks that need the
+    // scalar fallback (six bytes per unit) and blocks of 4-byte characters.
+    let mut codes = Vec::new();
+    for i in 0..5000u32 {
+        codes.push(match i % 7 {
+            0 => 0x01,
+            1 => 0x1_f600,
+            2 => 0x4e2d,
+            _ => 0x61 + i % 26,
+        });
+    }
+    let text: String = codes.iter().map(|&c| char::from_u32(c).unwrap()).collect();
+    let mut out = b"prefix".to_vec();
+    assert_eq!(write_str_ucs4(&mut out, &codes), Ok(()));
+    assert_eq!(&out[6..], reference(&text).as_bytes());
+}
