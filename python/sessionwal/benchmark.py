@@ -426,6 +426,14 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _native_label(native: Any) -> str:
+    if not native:
+        return "NOT importable (pure only)"
+    from sessionwal import _native
+
+    return f"yes (strings: {_native.STRING_ENCODER})"
+
+
 def _fmt(value: float | None, suffix: str = "") -> str:
     if value is None:
         return "—"
@@ -597,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"python {info['python']} ({info['implementation']}), {info['cpu_count']} CPUs, "
         f"{info['platform']}, orjson {info['orjson'] or 'not installed'}, "
-        f"native {'yes' if native else 'NOT importable (pure only)'}"
+        f"native {_native_label(native)}"
     )
     report: dict[str, Any] = {
         "machine": info,

@@ -278,8 +278,9 @@ impl WideUnit for u16 {}
 impl WideUnit for u32 {}
 
 /// Whether 2- and 4-byte strings take the vectorized encoder (x86_64 with
-/// AVX2). It is about twice as fast as CPython's own UTF-8 encoder on
-/// mixed-script text, so callers stop routing long text through CPython.
+/// AVX2, unless `SESSIONWAL_NO_AVX2` is set). It is about twice as fast as
+/// CPython's own UTF-8 encoder on mixed-script text, so callers stop
+/// routing long text through CPython.
 #[inline]
 pub fn wide_vectorized() -> bool {
     #[cfg(target_arch = "x86_64")]

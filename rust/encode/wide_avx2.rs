@@ -20,12 +20,23 @@ use std::arch::x86_64::{
     _mm_storeu_si128,
 };
 
+use std::sync::OnceLock;
+
 use super::string::{write_unit, CodeUnit, LoneSurrogate};
 
-/// Whether this CPU runs the kernels (std caches the CPUID probe).
+/// Set (non-empty) to keep the scalar encoder on a CPU with AVX2: to rule
+/// the kernels out when chasing a bug, and to test the scalar path.
+pub const DISABLE_ENV: &str = "SESSIONWAL_NO_AVX2";
+
+/// Whether this CPU runs the kernels and the environment allows them
+/// (decided once per process).
 #[inline]
 pub fn available() -> bool {
-    std::is_x86_feature_detected!("avx2")
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::is_x86_feature_detected!("avx2")
+            && std::env::var_os(DISABLE_ENV).is_none_or(|v| v.is_empty())
+    })
 }
 
 /// Byte shuffles that pack four lanes of UTF-8 (lane `i`'s bytes at
