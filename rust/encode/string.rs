@@ -290,6 +290,7 @@ pub fn wide_vectorized() -> bool {
 }
 
 /// Strings shorter than one vector block go straight to the scalar loop.
+#[cfg(target_arch = "x86_64")]
 const VECTOR_MIN_UNITS: usize = 8;
 
 #[inline(always)]
