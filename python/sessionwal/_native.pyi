@@ -10,8 +10,8 @@ from typing_extensions import disjoint_base
 __all__ = ["STRING_ENCODER", "NativeAsyncWriter", "NativeWriter", "encode_record", "scan"]
 
 STRING_ENCODER: str
-"""How 2- and 4-byte strings are encoded: ``"avx2"`` or ``"scalar"`` (no AVX2, or
-``SESSIONWAL_NO_AVX2`` set)."""
+"""How 2- and 4-byte strings are encoded: ``"avx512"``, ``"avx2"`` or ``"scalar"``, the
+fastest this CPU runs unless ``SESSIONWAL_STRING_ENCODER`` caps it."""
 
 def encode_record(record: Any) -> bytes:
     """``(json.dumps(record, ensure_ascii=False) + "\\n").encode()``, natively where possible."""

@@ -19,11 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::NativeAsyncWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
-    let wide = if crate::encode::string::wide_vectorized() {
-        "avx2"
-    } else {
-        "scalar"
-    };
-    m.add("STRING_ENCODER", wide)?;
+    let wide = crate::encode::string::WideEncoder::selected();
+    m.add("STRING_ENCODER", wide.name())?;
     Ok(())
 }

@@ -21,6 +21,8 @@ mod pystr;
 pub mod string;
 #[cfg(target_arch = "x86_64")]
 mod wide_avx2;
+#[cfg(target_arch = "x86_64")]
+mod wide_avx512;
 
 use pyo3::ffi;
 

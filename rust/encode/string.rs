@@ -10,6 +10,8 @@
 //! Entry points mirror CPython's string kinds so the caller can hand over the
 //! internal buffer of a `str` without transcoding it first.
 
+use std::sync::OnceLock;
+
 /// A lone surrogate (U+D800..U+DFFF) in the input: the caller falls back to Python.
 ///
 /// CPython stores astral characters as single UCS-4 code units, so any
@@ -267,52 +269,112 @@ fn write_ascii_run<U: CodeUnit>(buf: &mut Vec<u8>, s: &[U]) -> usize {
     i + run
 }
 
-/// UCS-2/UCS-4 units the vectorized encoder can widen (x86_64 only).
+/// UCS-2/UCS-4 units the vectorized encoders can widen (x86_64 only).
 #[cfg(target_arch = "x86_64")]
-use super::wide_avx2::Load8 as WideUnit;
+trait WideUnit: super::wide_avx2::Load8 + super::wide_avx512::Load16 {}
 #[cfg(not(target_arch = "x86_64"))]
 trait WideUnit: CodeUnit {}
-#[cfg(not(target_arch = "x86_64"))]
 impl WideUnit for u16 {}
-#[cfg(not(target_arch = "x86_64"))]
 impl WideUnit for u32 {}
 
-/// Whether 2- and 4-byte strings take the vectorized encoder (x86_64 with
-/// AVX2, unless `SESSIONWAL_NO_AVX2` is set). It is about twice as fast as
-/// CPython's own UTF-8 encoder on mixed-script text, so callers stop
-/// routing long text through CPython.
-#[inline]
-pub fn wide_vectorized() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return super::wide_avx2::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+/// The encoder 2- and 4-byte strings take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WideEncoder {
+    Scalar,
+    Avx2,
+    Avx512,
 }
 
-/// Strings shorter than one vector block go straight to the scalar loop.
-#[cfg(target_arch = "x86_64")]
-const VECTOR_MIN_UNITS: usize = 8;
+/// Caps the choice of [`WideEncoder`]: `scalar` or `avx2` (to rule the
+/// wider kernels out when chasing a bug, and to test the others on any
+/// machine). Unset or anything else: the fastest the CPU runs.
+pub const ENCODER_ENV: &str = "SESSIONWAL_STRING_ENCODER";
+
+impl WideEncoder {
+    /// Chosen once per process.
+    #[inline]
+    pub fn selected() -> Self {
+        static SELECTED: OnceLock<WideEncoder> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let cap = match std::env::var(ENCODER_ENV).as_deref() {
+                Ok("scalar") => Self::Scalar,
+                Ok("avx2") => Self::Avx2,
+                _ => Self::Avx512,
+            };
+            Self::fastest_supported().min(cap)
+        })
+    }
+
+    /// The fastest encoder this CPU runs.
+    pub fn fastest_supported() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if super::wide_avx512::cpu_supports() {
+                return Self::Avx512;
+            }
+            if super::wide_avx2::cpu_supports() {
+                return Self::Avx2;
+            }
+        }
+        Self::Scalar
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+        }
+    }
+
+    /// Appends `"` + escaped UTF-8 of `s` + `"` with this encoder.
+    ///
+    /// # Errors
+    /// `LoneSurrogate` as [`write_str_ucs4`].
+    ///
+    /// # Panics
+    /// If the CPU lacks the encoder's instructions (see
+    /// [`fastest_supported`](Self::fastest_supported)).
+    #[inline(always)]
+    fn write<U: WideUnit>(self, buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => {
+                assert!(super::wide_avx512::cpu_supports());
+                // SAFETY: checked just above (a cached bit test).
+                unsafe { super::wide_avx512::write_units(buf, s)? }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 if s.len() >= 8 => {
+                assert!(super::wide_avx2::cpu_supports());
+                // SAFETY: as above.
+                unsafe { super::wide_avx2::write_units(buf, s)? }
+            }
+            _ => write_units_scalar(buf, s)?,
+        }
+        buf.push(b'"');
+        Ok(())
+    }
+}
+
+/// Whether 2- and 4-byte strings take a vectorized encoder. Those are about
+/// twice as fast as CPython's own UTF-8 encoder on mixed-script text, so
+/// callers stop routing long text through CPython.
+#[inline]
+pub fn wide_vectorized() -> bool {
+    WideEncoder::selected() != WideEncoder::Scalar
+}
 
 #[inline(always)]
 fn write_units<U: WideUnit>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
-    buf.reserve(s.len() + 2);
-    buf.push(b'"');
-    #[cfg(target_arch = "x86_64")]
-    if s.len() >= VECTOR_MIN_UNITS && super::wide_avx2::available() {
-        // SAFETY: AVX2 is available.
-        unsafe { super::wide_avx2::write_units(buf, s)? };
-        buf.push(b'"');
-        return Ok(());
-    }
-    write_units_scalar(buf, s)?;
-    buf.push(b'"');
-    Ok(())
+    WideEncoder::selected().write(buf, s)
 }
 
 /// ASCII runs go through the 16-unit narrowing copy; everything else is
-/// handled one character at a time. Without AVX2 this is the whole
-/// encoder for 2- and 4-byte strings; with it, only strings shorter than
-/// [`VECTOR_MIN_UNITS`].
+/// handled one character at a time: the encoder for 2- and 4-byte strings
+/// on CPUs without AVX2 (and for strings shorter than eight units with it).
 #[inline(always)]
 pub(super) fn write_units_scalar<U: CodeUnit>(
     buf: &mut Vec<u8>,

@@ -1,4 +1,34 @@
-use super::{write_str_ucs1, write_str_ucs2, write_str_ucs4, write_str_utf8, LoneSurrogate};
+use super::{write_str_ucs1, write_str_utf8, LoneSurrogate, WideEncoder, WideUnit};
+
+/// Runs every 2/4-byte encoder this CPU supports, and the dispatching entry
+/// point, on the same units: all must agree (bytes, or the error). Appends
+/// the common result, so every test below covers every encoder.
+fn write_wide<U: WideUnit>(
+    buf: &mut Vec<u8>,
+    units: &[U],
+    dispatch: fn(&mut Vec<u8>, &[U]) -> Result<(), LoneSurrogate>,
+) -> Result<(), LoneSurrogate> {
+    let mut expected = Vec::new();
+    let result = dispatch(&mut expected, units).map(|()| expected);
+    for encoder in [WideEncoder::Scalar, WideEncoder::Avx2, WideEncoder::Avx512] {
+        if encoder > WideEncoder::fastest_supported() {
+            continue;
+        }
+        let mut out = Vec::new();
+        let got = encoder.write(&mut out, units).map(|()| out);
+        assert_eq!(got, result, "{encoder:?} disagrees with the dispatcher");
+    }
+    buf.extend_from_slice(&result?);
+    Ok(())
+}
+
+fn write_str_ucs2(buf: &mut Vec<u8>, units: &[u16]) -> Result<(), LoneSurrogate> {
+    write_wide(buf, units, super::write_str_ucs2)
+}
+
+fn write_str_ucs4(buf: &mut Vec<u8>, units: &[u32]) -> Result<(), LoneSurrogate> {
+    write_wide(buf, units, super::write_str_ucs4)
+}
 
 /// Char-at-a-time restatement of json.dumps(ensure_ascii=False) escaping.
 fn reference(text: &str) -> String {
@@ -218,17 +248,8 @@ fn long_text_round_trips() {
     assert_eq!(encode_all(&text), reference(&text));
 }
 
-/// The scalar 2/4-byte encoder, quoted: what runs without AVX2 and for
-/// strings shorter than a vector block.
-fn scalar_wide<U: super::CodeUnit>(units: &[U]) -> Result<Vec<u8>, LoneSurrogate> {
-    let mut out = vec![b'"'];
-    super::write_units_scalar(&mut out, units)?;
-    out.push(b'"');
-    Ok(out)
-}
-
 #[test]
-fn vectorized_and_scalar_agree_on_every_kind_of_unit() {
+fn every_encoder_agrees_on_every_kind_of_unit() {
     // Every lane of a block sees every class: plain ASCII, each escape form
     // (short and `\u00XX`, including 0x10..0x1f, whose low nibble aliases
     // a short escape), 2-, 3- and 4-byte UTF-8 at their boundaries.
@@ -262,13 +283,11 @@ fn vectorized_and_scalar_agree_on_every_kind_of_unit() {
         let mut wide = Vec::new();
         assert_eq!(write_str_ucs4(&mut wide, &codes), Ok(()));
         assert_eq!(wide, expected, "ucs4 {text:?}");
-        assert_eq!(scalar_wide(&codes).as_deref(), Ok(&expected[..]));
         if codes.iter().all(|&c| c <= 0xffff) {
             let units: Vec<u16> = codes.iter().map(|&c| c as u16).collect();
             let mut narrow = Vec::new();
             assert_eq!(write_str_ucs2(&mut narrow, &units), Ok(()));
             assert_eq!(narrow, expected, "ucs2 {text:?}");
-            assert_eq!(scalar_wide(&units).as_deref(), Ok(&expected[..]));
         }
     }
 }
@@ -298,7 +317,8 @@ fn surrogate_in_any_lane_of_any_block_is_rejected() {
 #[test]
 fn long_text_stays_within_reserved_room() {
     // Crosses the 512-unit reservation segments with blocks that need the
-    // scalar fallback (six bytes per unit) and blocks of 4-byte characters.
+    // scalar fallback (six bytes per unit) and blocks of 4-byte characters,
+    // at lengths that leave every size of last partial block.
     let mut codes = Vec::new();
     for i in 0..5000u32 {
         codes.push(match i % 7 {
@@ -308,8 +328,11 @@ fn long_text_stays_within_reserved_room() {
             _ => 0x61 + i % 26,
         });
     }
-    let text: String = codes.iter().map(|&c| char::from_u32(c).unwrap()).collect();
-    let mut out = b"prefix".to_vec();
-    assert_eq!(write_str_ucs4(&mut out, &codes), Ok(()));
-    assert_eq!(&out[6..], reference(&text).as_bytes());
+    for len in (4970..=5000).chain([1030, 1031, 1040, 1047]) {
+        let codes = &codes[..len];
+        let text: String = codes.iter().map(|&c| char::from_u32(c).unwrap()).collect();
+        let mut out = b"prefix".to_vec();
+        assert_eq!(write_str_ucs4(&mut out, codes), Ok(()));
+        assert_eq!(&out[6..], reference(&text).as_bytes());
+    }
 }

@@ -3,13 +3,13 @@
 //!
 //! Agent text switches script every few characters (an accented word, a CJK
 //! name, an emoji, a newline), so a loop that branches on "ASCII run or
-//! not" mispredicts at every switch. Here each block of eight code points
-//! is either plain ASCII (packed to eight bytes) or, whatever its mix of
-//! 1- to 4-byte characters and two-character escapes (`\"`, `\\`, `\n`,
-//! ...), encoded branch-free: every lane builds its UTF-8 bytes (or escape)
-//! in place, and one byte shuffle per four lanes, looked up from the lanes'
-//! lengths, packs them. Only blocks holding a `\u00XX` control or a
-//! surrogate go to the scalar encoder.
+//! not" mispredicts at every switch. Here each block of eight code points,
+//! whatever its mix of 1- to 4-byte characters and two-character escapes
+//! (`\"`, `\\`, `\n`, ...), is encoded branch-free: every lane builds its
+//! UTF-8 bytes (or escape) in place, and one byte shuffle per four lanes,
+//! looked up from the lanes' lengths, packs them. Only blocks holding a
+//! `\u00XX` control or a surrogate go to the scalar encoder; the last
+//! partial block is encoded a unit at a time.
 
 use std::arch::x86_64::{
     __m128i, __m256i, _mm256_and_si256, _mm256_andnot_si256, _mm256_blendv_epi8,
@@ -20,23 +20,11 @@ use std::arch::x86_64::{
     _mm_storeu_si128,
 };
 
-use std::sync::OnceLock;
-
 use super::string::{write_unit, CodeUnit, LoneSurrogate};
 
-/// Set (non-empty) to keep the scalar encoder on a CPU with AVX2: to rule
-/// the kernels out when chasing a bug, and to test the scalar path.
-pub const DISABLE_ENV: &str = "SESSIONWAL_NO_AVX2";
-
-/// Whether this CPU runs the kernels and the environment allows them
-/// (decided once per process).
-#[inline]
-pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        std::is_x86_feature_detected!("avx2")
-            && std::env::var_os(DISABLE_ENV).is_none_or(|v| v.is_empty())
-    })
+/// Whether this CPU runs the kernel.
+pub fn cpu_supports() -> bool {
+    std::is_x86_feature_detected!("avx2")
 }
 
 /// Byte shuffles that pack four lanes of UTF-8 (lane `i`'s bytes at
@@ -106,7 +94,7 @@ impl Load8 for u32 {
 /// holds a partial encoding.
 ///
 /// # Safety
-/// AVX2 is available ([`available`]).
+/// The CPU supports the kernel ([`cpu_supports`]).
 #[target_feature(enable = "avx2")]
 pub unsafe fn write_units<U: Load8>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
     let (whole, tail) = s.split_at(s.len() - s.len() % 8);
