@@ -12,6 +12,8 @@
 //! Everything here runs attached to the interpreter and calls no Python
 //! code, so a dict cannot change while we iterate it.
 
+#[cfg(target_arch = "x86_64")]
+mod blocks;
 pub mod defer;
 pub mod float;
 mod int;

@@ -202,15 +202,19 @@ fn escapes_at_every_alignment() {
     }
 }
 
-#[test]
-fn random_mixtures_match_reference() {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
+/// A deterministic pseudo-random sequence (xorshift64).
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
-    };
+    }
+}
+
+#[test]
+fn random_mixtures_match_reference() {
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
     let mut text = String::new();
     for _ in 0..20_000 {
         text.clear();
@@ -259,13 +263,7 @@ fn every_encoder_agrees_on_every_kind_of_unit() {
             0x4e2d, 0xd7ff, 0xe000, 0xffff, 0x1_0000, 0x1_f600, 0x10_ffff,
         ])
         .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
     for _ in 0..20_000 {
         let len = (next() % 70) as usize;
         let codes: Vec<u32> = (0..len)

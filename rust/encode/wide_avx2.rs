@@ -20,6 +20,7 @@ use std::arch::x86_64::{
     _mm_storeu_si128,
 };
 
+use super::blocks::write_blocks;
 use super::string::{write_unit, CodeUnit, LoneSurrogate};
 
 /// Whether this CPU runs the kernel.
@@ -98,58 +99,17 @@ impl Load8 for u32 {
 #[target_feature(enable = "avx2")]
 pub unsafe fn write_units<U: Load8>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
     let (whole, tail) = s.split_at(s.len() - s.len() % 8);
-    for segment in whole.chunks(SEGMENT_UNITS) {
-        write_segment(buf, segment)?;
-    }
+    // Two 16-byte stores, the second starting at most 16 bytes in.
+    write_blocks(buf, whole, 8, 32, |block, out| {
+        // SAFETY: `block` holds eight units; `write_blocks` gives `out`
+        // room for the stores.
+        unsafe { encode_block::<U>(U::load8(block.as_ptr()), out) }
+    })?;
     for &u in tail {
         write_unit(buf, u)?;
     }
     Ok(())
 }
-
-/// Units reserved for at a time: bounds the over-reservation on long text.
-const SEGMENT_UNITS: usize = 512;
-
-/// `s` is a whole number of blocks.
-#[target_feature(enable = "avx2")]
-unsafe fn write_segment<U: Load8>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
-    // Room for the rest of the segment at the vector path's worst case, so
-    // the loop keeps its output position in a register: going through
-    // `buf` after each store would reload it (a `u8` store may alias the
-    // Vec's own fields) and serialize the blocks.
-    let room = |units_left: usize| units_left * VECTOR_MAX_BYTES_PER_UNIT + STORE_SLACK;
-    buf.reserve(room(s.len()));
-    let mut out = buf.as_mut_ptr();
-    let mut len = buf.len();
-    for (index, block) in s.chunks_exact(8).enumerate() {
-        // SAFETY: eight units are readable at `block`; the spare capacity
-        // holds `room` of the units left, covering this block's stores.
-        let written = unsafe { encode_block::<U>(U::load8(block.as_ptr()), out.add(len)) };
-        match written {
-            Some(n) => len += n,
-            None => {
-                // SAFETY: the first `len` bytes are initialized.
-                unsafe { buf.set_len(len) };
-                for &u in block {
-                    write_unit(buf, u)?;
-                }
-                buf.reserve(room(s.len() - 8 * (index + 1)));
-                out = buf.as_mut_ptr();
-                len = buf.len();
-            }
-        }
-    }
-    // SAFETY: as above.
-    unsafe { buf.set_len(len) };
-    Ok(())
-}
-
-/// Most bytes the vector path writes per code unit (4-byte UTF-8, or a
-/// two-character escape); the scalar fallback reserves for itself.
-const VECTOR_MAX_BYTES_PER_UNIT: usize = 4;
-
-/// How far the two 16-byte stores of a block may reach past its output.
-const STORE_SLACK: usize = 16;
 
 /// Writes the block's escaped UTF-8 at `out` and returns its length, or
 /// `None` (nothing meaningful written) when a lane needs the scalar path.

@@ -17,7 +17,8 @@ use std::arch::x86_64::{
     _mm512_storeu_si512, _mm512_ternarylogic_epi32, _mm512_test_epi32_mask,
 };
 
-use super::string::{write_unit, CodeUnit, LoneSurrogate};
+use super::blocks::write_blocks;
+use super::string::{CodeUnit, LoneSurrogate};
 
 /// Whether this CPU has every extension the kernel uses.
 pub fn cpu_supports() -> bool {
@@ -79,16 +80,6 @@ impl Load16 for u32 {
     }
 }
 
-/// Most bytes the vector path writes per code unit (4-byte UTF-8, or a
-/// two-character escape); the scalar fallback reserves for itself.
-const VECTOR_MAX_BYTES_PER_UNIT: usize = 4;
-
-/// The 64-byte store of a block may reach this far past its output.
-const STORE_REACH: usize = 64;
-
-/// Units reserved for at a time: bounds the over-reservation on long text.
-const SEGMENT_UNITS: usize = 512;
-
 /// Appends the escaped UTF-8 of `s` (no quotes).
 ///
 /// # Errors
@@ -99,54 +90,22 @@ const SEGMENT_UNITS: usize = 512;
 /// The CPU supports the kernel ([`cpu_supports`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt")]
 pub unsafe fn write_units<U: Load16>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
-    for segment in s.chunks(SEGMENT_UNITS) {
-        write_segment(buf, segment)?;
-    }
-    Ok(())
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt")]
-unsafe fn write_segment<U: Load16>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
-    // Room for the rest of the segment at the vector path's worst case, so
-    // the loop keeps its output position in a register (a `u8` store may
-    // alias the Vec's own fields, which would force reloads).
-    let room = |units_left: usize| units_left * VECTOR_MAX_BYTES_PER_UNIT + STORE_REACH;
-    buf.reserve(room(s.len()));
-    let mut out = buf.as_mut_ptr();
-    let mut len = buf.len();
-    let mut done = 0;
-    while done < s.len() {
-        let block = &s[done..(done + LANES).min(s.len())];
+    // One 64-byte store per block.
+    write_blocks(buf, s, LANES, 64, |block, out| {
         let padding = LANES - block.len();
-        // SAFETY: the loads read only `block`; the spare capacity holds
-        // `room` of the units left, covering the block's 64-byte store.
+        // SAFETY: the loads read only `block`; `write_blocks` gives `out`
+        // room for the store.
         let written = unsafe {
             let lanes = if padding == 0 {
                 U::load16(block.as_ptr())
             } else {
                 U::load_padded(block.as_ptr(), block.len())
             };
-            encode_block::<U>(lanes, out.add(len))
+            encode_block::<U>(lanes, out)
         };
-        match written {
-            // The padding spaces are the block's last bytes.
-            Some(n) => len += n - padding,
-            None => {
-                // SAFETY: the first `len` bytes are initialized.
-                unsafe { buf.set_len(len) };
-                for &u in block {
-                    write_unit(buf, u)?;
-                }
-                buf.reserve(room(s.len() - done - block.len()));
-                out = buf.as_mut_ptr();
-                len = buf.len();
-            }
-        }
-        done += block.len();
-    }
-    // SAFETY: as above.
-    unsafe { buf.set_len(len) };
-    Ok(())
+        // The padding spaces are the block's last bytes.
+        written.map(|n| n - padding)
+    })
 }
 
 /// Writes the block's escaped UTF-8 at `out` and returns its length, or
