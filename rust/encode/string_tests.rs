@@ -222,7 +222,7 @@ fn random_mixtures_match_reference() {
         for _ in 0..len {
             let r = next();
             // Mostly ASCII letters, as in real records, so runs form.
-            let c = if r % 3 == 0 {
+            let c = if r.is_multiple_of(3) {
                 SPECIALS[(r >> 8) as usize % SPECIALS.len()]
             } else {
                 char::from(b'a' + (r >> 8) as u8 % 26)
@@ -269,7 +269,7 @@ fn every_encoder_agrees_on_every_kind_of_unit() {
         let codes: Vec<u32> = (0..len)
             .map(|_| {
                 let r = next();
-                if r % 4 == 0 {
+                if r.is_multiple_of(4) {
                     u32::from(b'a') + (r >> 8) as u32 % 26
                 } else {
                     pool[(r >> 8) as usize % pool.len()]
