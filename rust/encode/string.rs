@@ -154,6 +154,39 @@ fn scan_bytes<const LATIN1: bool>(s: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// `"` + `s` + `"` for `s` of at most 16 bytes, copied as two overlapping
+/// words (or halves of them) rather than through a `memcpy` call, which
+/// costs more than the copy at these sizes.
+#[inline(always)]
+fn write_short_quoted(buf: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    debug_assert!(n <= 16);
+    buf.reserve(n + 2);
+    let len = buf.len();
+    let spare = &mut buf.spare_capacity_mut()[..n + 2];
+    let put = |dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]| {
+        for (d, &b) in dst.iter_mut().zip(src) {
+            d.write(b);
+        }
+    };
+    spare[0].write(b'"');
+    if n >= 8 {
+        let (head, tail) = (word_at(&s[..8]), word_at(&s[n - 8..]));
+        put(&mut spare[1..9], &head.to_le_bytes());
+        put(&mut spare[n - 7..n + 1], &tail.to_le_bytes());
+    } else if n >= 4 {
+        let head = u32::from_le_bytes(s[..4].try_into().expect("4 bytes"));
+        let tail = u32::from_le_bytes(s[n - 4..].try_into().expect("4 bytes"));
+        put(&mut spare[1..5], &head.to_le_bytes());
+        put(&mut spare[n - 3..n + 1], &tail.to_le_bytes());
+    } else {
+        put(&mut spare[1..n + 1], s);
+    }
+    spare[n + 1].write(b'"');
+    // SAFETY: the n + 2 bytes after `len` were all written above.
+    unsafe { buf.set_len(len + n + 2) };
+}
+
 #[inline(always)]
 fn write_bytes<const LATIN1: bool>(buf: &mut Vec<u8>, s: &[u8]) {
     // Dict keys and enum-like values are short and plain: skip the SWAR
@@ -162,10 +195,7 @@ fn write_bytes<const LATIN1: bool>(buf: &mut Vec<u8>, s: &[u8]) {
         && s.iter()
             .all(|&b| ESCAPE[usize::from(b)] == 0 && (!LATIN1 || b < 0x80))
     {
-        buf.reserve(s.len() + 2);
-        buf.push(b'"');
-        buf.extend_from_slice(s);
-        buf.push(b'"');
+        write_short_quoted(buf, s);
         return;
     }
     // Escapes are rare; one reservation covers the common case and

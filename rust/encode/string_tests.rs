@@ -334,3 +334,16 @@ fn long_text_stays_within_reserved_room() {
         assert_eq!(&out[6..], reference(&text).as_bytes());
     }
 }
+
+#[test]
+fn short_plain_strings_of_every_length() {
+    // The word-copy path for up to 16 bytes, at each of its size classes.
+    let alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for len in 0..=20 {
+        let text = &alphabet[..len];
+        let mut buf = b"[".to_vec();
+        write_str_utf8(&mut buf, text.as_bytes());
+        assert_eq!(buf, format!("[\"{text}\"").into_bytes());
+        assert_eq!(encode_all(text), reference(text));
+    }
+}
