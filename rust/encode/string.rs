@@ -3,9 +3,13 @@
 //! With `ensure_ascii=False` the pure-Python and C encoders escape only `"`,
 //! `\` and code points below 0x20 (short forms for `\b \f \n \r \t`, lowercase
 //! `\u00XX` otherwise); everything else, including DEL, U+2028/U+2029 and `/`,
-//! is written raw. The hot path is therefore "find the next unit that is not
-//! plain ASCII text, copy the run before it", done two u64 words (SWAR) or
-//! one vectorized 16-unit chunk at a time, in safe code.
+//! is written raw.
+//!
+//! 1-byte text (ASCII, Latin-1) is scanned two u64 words (SWAR) at a time for
+//! the next byte that is not plain ASCII, and the run before it copied. 2-
+//! and 4-byte text goes to a [`WideEncoder`]: the AVX-512 or AVX2 kernel
+//! (`wide_avx512.rs`, `wide_avx2.rs`) where the CPU has one, else the scalar
+//! loop here.
 //!
 //! Entry points mirror CPython's string kinds so the caller can hand over the
 //! internal buffer of a `str` without transcoding it first.
@@ -404,7 +408,8 @@ fn write_units<U: WideUnit>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrog
 
 /// ASCII runs go through the 16-unit narrowing copy; everything else is
 /// handled one character at a time: the encoder for 2- and 4-byte strings
-/// on CPUs without AVX2 (and for strings shorter than eight units with it).
+/// on CPUs without AVX2 (and, with AVX2 only, for strings shorter than
+/// eight units).
 #[inline(always)]
 pub(super) fn write_units_scalar<U: CodeUnit>(
     buf: &mut Vec<u8>,
