@@ -107,11 +107,11 @@ pub(super) unsafe fn defer(buf: &Vec<u8>, obj: *mut ffi::PyObject, len: usize) -
             len,
         }
     } else {
-        // Without the vectorized encoder, 2- and 4-byte text is transcoded
-        // now by CPython's UTF-8 encoder (about twice as fast as our scalar
-        // one on mixed-script text) into a new bytes
-        // object, not the str's cached UTF-8; only escaping it is deferred.
-        // A lone surrogate fails here: write it now, which falls back to Python.
+        // Without a vectorized encoder, 2- and 4-byte text is transcoded now
+        // by CPython's UTF-8 encoder (about twice as fast as our scalar one
+        // on mixed-script text) into a new bytes object, not the str's
+        // cached UTF-8; only escaping it is deferred. A lone surrogate fails
+        // here: write it now, which falls back to Python.
         let bytes = ffi::PyUnicode_AsUTF8String(obj);
         if bytes.is_null() {
             ffi::PyErr_Clear();
