@@ -366,26 +366,22 @@ impl WideEncoder {
     /// # Errors
     /// `LoneSurrogate` as [`write_str_ucs4`].
     ///
-    /// # Panics
-    /// If the CPU lacks the encoder's instructions (see
-    /// [`fastest_supported`](Self::fastest_supported)).
+    /// # Safety
+    /// The CPU runs this encoder: `self <= Self::fastest_supported()`, as
+    /// for [`selected`](Self::selected). Checked once per process there
+    /// rather than per string.
     #[inline(always)]
-    fn write<U: WideUnit>(self, buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
+    unsafe fn write<U: WideUnit>(self, buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
+        debug_assert!(self <= Self::fastest_supported());
         buf.reserve(s.len() + 2);
         buf.push(b'"');
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512 => {
-                assert!(super::wide_avx512::cpu_supports());
-                // SAFETY: checked just above (a cached bit test).
-                unsafe { super::wide_avx512::write_units(buf, s)? }
-            }
+            // SAFETY: the caller vouches for the CPU.
+            Self::Avx512 => unsafe { super::wide_avx512::write_units(buf, s)? },
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2 if s.len() >= 8 => {
-                assert!(super::wide_avx2::cpu_supports());
-                // SAFETY: as above.
-                unsafe { super::wide_avx2::write_units(buf, s)? }
-            }
+            // SAFETY: as above.
+            Self::Avx2 if s.len() >= 8 => unsafe { super::wide_avx2::write_units(buf, s)? },
             _ => write_units_scalar(buf, s)?,
         }
         buf.push(b'"');
@@ -403,7 +399,8 @@ pub fn wide_vectorized() -> bool {
 
 #[inline(always)]
 fn write_units<U: WideUnit>(buf: &mut Vec<u8>, s: &[U]) -> Result<(), LoneSurrogate> {
-    WideEncoder::selected().write(buf, s)
+    // SAFETY: `selected` never picks more than the CPU runs.
+    unsafe { WideEncoder::selected().write(buf, s) }
 }
 
 /// ASCII runs go through the 16-unit narrowing copy; everything else is
