@@ -15,7 +15,9 @@ It then prints passed / failed / errors / skipped for each run, how many
 sessionwal writers the swapped run opened (so a swap that silently did not
 take cannot pass), and every test whose outcome differs from the baseline
 with the first line of its failure. Exit status: 0 when no test that passes
-in the baseline fails with sessionwal, 1 otherwise, 2 on a setup problem.
+in the baseline fails with sessionwal (differences listed in ``EXPECTED``,
+each with its reason, excepted) and the shadow found no mismatch, 1
+otherwise, 2 on a setup problem.
 
 Not part of CI (OpenRath is not in this repository). Setup, once:
 
@@ -60,6 +62,13 @@ PERSISTENCE_TESTS = ("tests/session/persistence",)
 # (their tests skip themselves without them anyway; this keeps the run short).
 NEEDS_SERVICES = "not opensandbox and not opensandbox_real and not openviking and not live_llm"
 OUTCOMES = ("passed", "failed", "error", "skipped")
+# Differences understood and accepted, with why; printed, but not a regression.
+EXPECTED = {
+    "tests.session.persistence.test_storage_meta::test_second_writer_against_same_id_fails": (
+        "the lock conflict raises sessionwal.PersistenceError (a RuntimeError, same message), "
+        "not OpenRath's own PersistenceError class: no hook chooses the error class"
+    ),
+}
 
 
 @dataclass
@@ -153,19 +162,24 @@ def report(baseline: RunResult, swapped: list[RunResult]) -> int:
         print(f"  {run.label}: {run.summary}")
     regressions = 0
     for run in swapped:
-        changed = sorted(
+        changed = set(
             test_id
             for test_id in baseline.outcomes.keys() | run.outcomes.keys()
             if baseline.outcomes.get(test_id) != run.outcomes.get(test_id)
         )
         print(f"\n{run.label}: {len(changed)} test(s) differ from the baseline")
-        for test_id in changed:
+        for test_id in sorted(changed):
             before = baseline.outcomes.get(test_id, "absent")
             after = run.outcomes.get(test_id, "absent")
-            regressions += before == "passed" and after in ("failed", "error")
-            print(f"  {test_id}: {before} -> {after}")
+            expected = EXPECTED.get(test_id)
+            regressions += before == "passed" and after in ("failed", "error") and not expected
+            print(f"  {test_id}: {before} -> {after}" + (" (expected)" if expected else ""))
             if test_id in run.messages:
                 print(f"      {run.messages[test_id][:300]}")
+            if expected:
+                print(f"      expected: {expected}")
+        for test_id in sorted(EXPECTED.keys() & run.outcomes.keys() - changed):
+            print(f"  no longer differs: {test_id} (drop it from EXPECTED)")
         if run.shadow_compared is not None:
             print(
                 f"  shadow: {run.shadow_compared} closed/abandoned files compared with the "
@@ -181,7 +195,9 @@ def report(baseline: RunResult, swapped: list[RunResult]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog="Arguments after -- go to pytest."
+    )
     parser.add_argument("openrath", type=Path, help="an OpenRath checkout (has src/rath)")
     parser.add_argument(
         "--python",
@@ -206,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         help="also twin every writer with OpenRath's own and compare the files",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, junit)")
-    parser.add_argument("pytest_args", nargs="*", help="after --: extra pytest arguments")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.pytest_args = argv[split + 1 :]
 
     openrath = args.openrath.resolve()
     if not (openrath / "src/rath/session/persistence/writer.py").is_file():

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -76,7 +77,10 @@ class ShadowMixin:
     final path, so reopening an id reopens the twin's file too). After each
     ``close``/``abandon`` the two final files, the two partial files and the
     names beside them must match byte for byte, timestamps masked; a call
-    that raises in one writer must raise in the other.
+    that raises in one writer must raise in the other. Each call and its
+    mirror run under one lock: OpenRath's async writer calls ``write_chunk``
+    and ``abandon`` from two worker threads at once, and without the lock the
+    twin could see them in the other order.
     """
 
     seed: type  # OpenRath's SessionWriter, set by make_writer_class
@@ -85,6 +89,7 @@ class ShadowMixin:
         self, session: Any, *, sandbox_handle_id: Any = None, path: Any = None, **kwargs: Any
     ) -> None:
         self._twin = None
+        self._pair_lock = threading.RLock()  # re-entered: close() may call abandon()
         final, _ = self._resolve_paths(session, path)  # type: ignore[attr-defined]
         twin_dir = Path(SHADOW_DIR or ".") / hashlib.sha1(str(final).encode()).hexdigest()[:16]
         try:
@@ -117,6 +122,10 @@ class ShadowMixin:
             note_mismatch(f"{label}: sessionwal raised, the seed did not")
 
     def write_chunk(self, index: int, row: Any) -> None:
+        with self._pair_lock:
+            self._write_chunk_pair(index, row)
+
+    def _write_chunk_pair(self, index: int, row: Any) -> None:
         try:
             super().write_chunk(index, row)  # type: ignore[misc]
         except BaseException:
@@ -131,6 +140,10 @@ class ShadowMixin:
         self._end("abandon")
 
     def _end(self, method: str) -> None:
+        with self._pair_lock:
+            self._end_pair(method)
+
+    def _end_pair(self, method: str) -> None:
         try:
             getattr(super(), method)()
         except BaseException:
