@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PLUGIN = Path(__file__).with_name("openrath_dropin_plugin.py")
+EXERCISE = Path(__file__).with_name("openrath_dropin_exercise.py")
+EXERCISE_COPY = "test_sessionwal_dropin_exercise.py"
 PERSISTENCE_TESTS = ("tests/session/persistence",)
 # The whole suite minus what needs services this check does not start
 # (their tests skip themselves without them anyway; this keeps the run short).
@@ -82,14 +84,24 @@ class RunResult:
     shadow_compared: int | None = None
     shadow_mismatches: list[dict[str, str]] = field(default_factory=list)
 
-    def count(self, outcome: str) -> int:
-        return sum(1 for value in self.outcomes.values() if value == outcome)
+    def count(self, outcome: str, exercise: bool = False) -> int:
+        return sum(
+            1
+            for test_id, value in self.outcomes.items()
+            if value == outcome and is_exercise(test_id) == exercise
+        )
+
+
+def is_exercise(test_id: str) -> bool:
+    return test_id.startswith("exercise::")
 
 
 def parse_junit(path: Path, result: RunResult) -> None:
     """Outcome and first message line of every test case in a pytest junit file."""
     for case in ET.parse(path).getroot().iter("testcase"):
-        test_id = f"{case.get('classname')}::{case.get('name')}"
+        # Outside the rootdir the exercise module has no classname; xunit1 gives its file.
+        exercise = (case.get("file") or "").endswith(EXERCISE_COPY)
+        test_id = f"{'exercise' if exercise else case.get('classname')}::{case.get('name')}"
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
@@ -124,6 +136,8 @@ def run_pytest(
             env["SESSIONWAL_DROPIN_SHADOW"] = str(run_dir / "shadow")
     env["PYTHONPATH"] = os.pathsep.join([*path_entries, env.get("PYTHONPATH", "")]).rstrip(":")
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    # -c: the exercise module lives outside the checkout; keep OpenRath's ini and rootdir.
+    args += ["-c", str(openrath / "pytest.ini"), "-o", "junit_family=xunit1"]
     args += [f"--junitxml={junit}", *pytest_args]
     started = time.perf_counter()
     with open(run_dir / "pytest.log", "w", encoding="utf-8") as log:
@@ -151,13 +165,19 @@ def run_pytest(
 def report(baseline: RunResult, swapped: list[RunResult]) -> int:
     """Print the counts and the differences; return the number of regressions."""
     print(
-        f"{'run':<24} {'passed':>6} {'failed':>6} {'error':>6} {'skipped':>7} "
+        f"{'run':<26} {'tests':<9} {'passed':>6} {'failed':>6} {'error':>6} {'skipped':>7} "
         f"{'writers':>7} {'seconds':>7}"
     )
     for run in (baseline, *swapped):
         writers = "-" if run.writers_opened is None else str(run.writers_opened)
-        counts = " ".join(f"{run.count(o):>{max(6, len(o))}}" for o in OUTCOMES)
-        print(f"{run.label:<24} {counts} {writers:>7} {run.seconds:>7.1f}")
+        for exercise in (False, True):
+            counts = " ".join(f"{run.count(o, exercise):>{max(6, len(o))}}" for o in OUTCOMES)
+            if exercise and not any(map(is_exercise, run.outcomes)):
+                continue
+            which = "exercise" if exercise else "OpenRath"
+            label = "" if exercise else run.label
+            tail = "" if exercise else f" {writers:>7} {run.seconds:>7.1f}"
+            print(f"{label:<26} {which:<9} {counts}{tail}")
     for run in (baseline, *swapped):
         print(f"  {run.label}: {run.summary}")
     regressions = 0
@@ -221,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also twin every writer with OpenRath's own and compare the files",
     )
+    parser.add_argument(
+        "--no-exercise",
+        dest="exercise",
+        action="store_false",
+        help="skip openrath_dropin_exercise.py (rows and cases OpenRath's tests leave out)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, junit)")
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
@@ -261,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (workdir / "plugin").mkdir()
         shutil.copy(PLUGIN, workdir / "plugin" / PLUGIN.name)
+        if args.exercise:
+            shutil.copy(EXERCISE, workdir / "plugin" / EXERCISE_COPY)
+            pytest_args.append(str(workdir / "plugin" / EXERCISE_COPY))
         baseline = run_pytest("baseline", args.python, openrath, workdir, pytest_args, None)
         modes = ("runtime", "native") if args.chunks == "both" else (args.chunks,)
         swapped = [
