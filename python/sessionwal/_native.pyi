@@ -7,7 +7,19 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["STRING_ENCODER", "NativeAsyncWriter", "NativeWriter", "encode_record", "scan"]
+__all__ = [
+    "CHUNK_FRAMING",
+    "STRING_ENCODER",
+    "NativeAsyncWriter",
+    "NativeWriter",
+    "encode_record",
+    "scan",
+]
+
+CHUNK_FRAMING: dict[str, bytes]
+"""The fixed bytes of a default chunk line, in line order: ``prefix`` (up to the
+``index`` value), ``kind_key``, ``payload_key``, ``end`` (closing brace and newline).
+The writer frames chunks with them and the scanner recognises chunk lines by them."""
 
 STRING_ENCODER: str
 """How 2- and 4-byte strings are encoded: ``"avx512"``, ``"avx2"`` or ``"scalar"``, the

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use super::writer::ChunkEncoder;
+use super::encoding::ChunkEncoder;
 
 static UNPACK_PAIR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
