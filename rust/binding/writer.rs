@@ -4,10 +4,15 @@
 //! interpreter; the write (and any fsync) happens detached, with the file's
 //! mutex taken only there, so a writer shared by threads serializes whole
 //! records and never waits on its mutex while holding the GIL.
+//!
+//! Every method checks the fork generation before it takes the mutex: in a
+//! `fork()` child the mutex may be a copy taken by a parent thread that does
+//! not exist there, and would never be released.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::prelude::*;
@@ -21,14 +26,29 @@ use crate::encode::defer::{self, Deferred};
 use crate::encode::string::LoneSurrogate;
 use crate::error::WalError;
 use crate::file::WalFile;
+use crate::fork;
+
+/// The life of a writer, in [`NativeWriter::phase`]. Only ever moves forward.
+mod phase {
+    /// Before `_open` succeeded.
+    pub const UNOPENED: u8 = 0;
+    /// Taking writes.
+    pub const OPEN: u8 = 1;
+    /// `close()` has begun: `_seal` counted the chunks and the trailer is
+    /// being built. No more writes; `abandon()` is a no-op from here, so a
+    /// close that has begun either finishes or raises.
+    pub const SEALED: u8 = 2;
+    /// `_close` or `abandon` ran: the file is released (or being released).
+    pub const FINISHED: u8 = 3;
+}
 
 #[pyclass(subclass, frozen, module = "sessionwal._native")]
 pub struct NativeWriter {
     wal: Mutex<Option<WalFile>>,
-    /// No more writes: set by `_seal`, `_close` and `abandon`.
-    closed: AtomicBool,
-    /// `_close` or `abandon` ran: the file is released.
-    finished: AtomicBool,
+    /// One of the [`phase`] constants.
+    phase: AtomicU8,
+    /// [`fork::generation`] when `_open` ran.
+    fork_generation: AtomicU64,
     chunks_written: AtomicU64,
     final_path: OnceLock<PathBuf>,
     chunks: ChunkEncoder,
@@ -47,11 +67,54 @@ impl NativeWriter {
         session::closed_error(&self.final_path)
     }
 
+    /// `Forked` in a `fork()` child of the process that opened the file,
+    /// while the file is held (open, or sealed by a close). Checked before
+    /// the mutex is taken (see the module doc).
+    fn check_not_forked(&self) -> Result<(), WalError> {
+        let held = matches!(
+            self.phase.load(Ordering::Acquire),
+            phase::OPEN | phase::SEALED
+        );
+        if held && self.fork_generation.load(Ordering::Acquire) != fork::generation() {
+            return Err(WalError::Forked);
+        }
+        Ok(())
+    }
+
     fn check_open(&self, py: Python<'_>) -> PyResult<()> {
-        if self.closed.load(Ordering::Acquire) {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        if self.phase.load(Ordering::Acquire) != phase::OPEN {
             return Err(to_pyerr(py, self.closed_error()));
         }
         Ok(())
+    }
+
+    /// Moves to [`phase::FINISHED`] unless already there; true if it moved.
+    fn finish(&self) -> bool {
+        self.phase.swap(phase::FINISHED, Ordering::AcqRel) != phase::FINISHED
+    }
+
+    /// Releases the file without a trailer or rename.
+    fn release(&self, py: Python<'_>) {
+        let forked = self.fork_generation.load(Ordering::Acquire) != fork::generation();
+        py.detach(|| {
+            let mut wal = if forked {
+                // In a fork() child only a mutex nobody held at the fork can
+                // be taken; otherwise the descriptor stays open until exit
+                // (the parent's flock is not the child's to drop either way:
+                // see WalFile::release).
+                match self.wal.try_lock() {
+                    Ok(wal) => wal,
+                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(TryLockError::WouldBlock) => return,
+                }
+            } else {
+                self.lock_wal()
+            };
+            if let Some(wal) = wal.as_mut() {
+                wal.abandon();
+            }
+        });
     }
 
     /// One `write(2)` of complete lines, detached from the interpreter, with
@@ -81,7 +144,7 @@ impl NativeWriter {
             let mut wal = self.lock_wal();
             // Checked again under the lock: a write that passed `check_open`
             // must not land after `_seal` counted the chunks for the trailer.
-            if self.closed.load(Ordering::Acquire) {
+            if self.phase.load(Ordering::Acquire) != phase::OPEN {
                 return Err(self.closed_error());
             }
             let wal = wal.as_mut().ok_or_else(|| self.closed_error())?;
@@ -102,8 +165,8 @@ impl NativeWriter {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         NativeWriter {
             wal: Mutex::new(None),
-            closed: AtomicBool::new(true),
-            finished: AtomicBool::new(false),
+            phase: AtomicU8::new(phase::UNOPENED),
+            fork_generation: AtomicU64::new(0),
             chunks_written: AtomicU64::new(0),
             final_path: OnceLock::new(),
             chunks: ChunkEncoder::default(),
@@ -129,7 +192,9 @@ impl NativeWriter {
         };
         let (wal, _mode) = open_session(py, &self.final_path, &self.chunks, args)?;
         *self.lock_wal() = Some(wal);
-        self.closed.store(false, Ordering::Release);
+        self.fork_generation
+            .store(fork::generation(), Ordering::Release);
+        self.phase.store(phase::OPEN, Ordering::Release);
         Ok(())
     }
 
@@ -194,36 +259,60 @@ impl NativeWriter {
                     Deferred::default(),
                 )
             };
-            if count == 0 || self.append(py, buf, &deferred, count)? {
+            if count == 0 {
                 return Ok(());
             }
-            drop(deferred);
-            buf.clear();
-            let count = encode_batch(py, &self.chunks, buf, items)?;
-            self.append(py, buf, &Deferred::default(), count).map(drop)
+            // Splice the long strings in before the last interrupt check, so
+            // that check is the last thing before the write.
+            let lines = if deferred.is_empty() {
+                Cow::Borrowed(&buf[..])
+            } else if let Ok(full) = py.detach(|| deferred.splice(buf)) {
+                Cow::Owned(full)
+            } else {
+                // A lone surrogate: see `write_chunk`.
+                drop(deferred);
+                buf.clear();
+                let count = encode_batch(py, &self.chunks, buf, items)?;
+                py.check_signals()?;
+                return self.append(py, buf, &Deferred::default(), count).map(drop);
+            };
+            // An interrupt (Ctrl-C) that arrived while the batch was encoded
+            // raises here, with nothing written; once the write has begun,
+            // nothing below raises for it (it surfaces after the return).
+            py.check_signals()?;
+            self.append(py, &lines, &Deferred::default(), count)
+                .map(drop)
         })
     }
 
-    /// Stops further writes once the ones in flight are done and returns the
-    /// final chunk count for the trailer; `None` if already closed.
-    fn _seal(&self, py: Python<'_>) -> Option<u64> {
-        py.detach(|| {
+    /// Begins `close()`: stops further writes once the ones in flight are
+    /// done and returns the final chunk count for the trailer; `None` if
+    /// already closed or abandoned. From here `abandon()` is a no-op: the
+    /// close either finishes with `_close` or gives up with `_abandon_close`.
+    fn _seal(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        Ok(py.detach(|| {
             let _wal = self.lock_wal();
-            if self.closed.swap(true, Ordering::AcqRel) {
-                return None;
-            }
-            Some(self.chunks_written.load(Ordering::Relaxed))
-        })
+            self.phase
+                .compare_exchange(
+                    phase::OPEN,
+                    phase::SEALED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .ok()
+                .map(|_| self.chunks_written.load(Ordering::Relaxed))
+        }))
     }
 
     /// Writes `trailer`, syncs per the mode, renames to the final path and
     /// releases the lock. A trailer that cannot be encoded releases the file
     /// without renaming, as the seed does.
     fn _close(&self, py: Python<'_>, trailer: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.finished.swap(true, Ordering::AcqRel) {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        if !self.finish() {
             return Ok(());
         }
-        self.closed.store(true, Ordering::Release);
         with_scratch(|buf| {
             let encoded = encode_record_into(py, buf, trailer);
             py.detach(|| {
@@ -244,15 +333,26 @@ impl NativeWriter {
         })
     }
 
+    /// `close()`'s way out when its trailer hook raised: releases the file
+    /// `_seal` kept for it, without a trailer or rename.
+    fn _abandon_close(&self, py: Python<'_>) {
+        if self.finish() {
+            self.release(py);
+        }
+    }
+
     /// Releases the file without a trailer or rename; the partial file stays.
+    /// A no-op once `close()` has begun (it finishes or raises) or ended.
     fn abandon(&self, py: Python<'_>) {
-        self.closed.store(true, Ordering::Release);
-        self.finished.store(true, Ordering::Release);
-        py.detach(|| {
-            if let Some(wal) = self.lock_wal().as_mut() {
-                wal.abandon();
-            }
-        });
+        let abandoned = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                matches!(now, phase::UNOPENED | phase::OPEN).then_some(phase::FINISHED)
+            })
+            .is_ok();
+        if abandoned {
+            self.release(py);
+        }
     }
 
     /// Number of chunk records written so far.
@@ -264,6 +364,6 @@ impl NativeWriter {
     /// True after `close()` or `abandon()` (and before the file is open).
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire) != phase::OPEN
     }
 }
