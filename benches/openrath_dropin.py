@@ -83,6 +83,7 @@ class RunResult:
     writers_opened: int | None = None
     shadow_compared: int | None = None
     shadow_mismatches: list[dict[str, str]] = field(default_factory=list)
+    shadow_dir_modes: list[list[str]] = field(default_factory=list)
 
     def count(self, outcome: str, exercise: bool = False) -> int:
         return sum(
@@ -159,6 +160,7 @@ def run_pytest(
         if swap_env.get("SESSIONWAL_DROPIN_SHADOW"):
             result.shadow_compared = plugin_stats["shadow_compared"]
             result.shadow_mismatches = plugin_stats["shadow_mismatches"]
+            result.shadow_dir_modes = plugin_stats["shadow_dir_modes"]
     return result
 
 
@@ -205,6 +207,8 @@ def report(baseline: RunResult, swapped: list[RunResult]) -> int:
                 f"  shadow: {run.shadow_compared} closed/abandoned files compared with the "
                 f"seed's, {len(run.shadow_mismatches)} mismatch(es)"
             )
+            modes = ", ".join(f"{ours} vs {seeds}" for ours, seeds in run.shadow_dir_modes)
+            print(f"  shadow: directory modes, sessionwal's vs the seed's: {modes}")
             for mismatch in run.shadow_mismatches:
                 print(f"    {mismatch['test']}: {mismatch['what'][:400]}")
             regressions += len(run.shadow_mismatches)

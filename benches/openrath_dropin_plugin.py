@@ -63,11 +63,22 @@ TIMESTAMPS = re.compile(rb'"(created_at|closed_at)": "[^"]*"')
 writers_opened = 0
 shadow_compared = 0
 shadow_mismatches: list[dict[str, str]] = []
+# Modes of the directories holding the files, sessionwal's and the seed's: a difference
+# is reported once per pair, not per file (whoever created the directory decides it).
+shadow_dir_modes: set[tuple[str, str]] = set()
+
+
+def current_test() -> str:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    return "exercise" + test if test.startswith("::") else test  # outside the rootdir
 
 
 def note_mismatch(what: str) -> None:
-    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
-    shadow_mismatches.append({"test": test, "what": what})
+    shadow_mismatches.append({"test": current_test(), "what": what})
+
+
+def mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o7777)
 
 
 class ShadowMixin:
@@ -164,7 +175,13 @@ class ShadowMixin:
             note_mismatch(
                 f"after {method}: files {sorted(siblings)} vs the seed's {sorted(twin_siblings)}"
             )
+        shadow_dir_modes.add((mode(ours.parent), mode(twins.parent)))
         for name in sorted(siblings & twin_siblings):
+            if mode(ours.parent / name) != mode(twins.parent / name):
+                note_mismatch(
+                    f"after {method}: {name} has mode {mode(ours.parent / name)}, "
+                    f"the seed's {mode(twins.parent / name)}"
+                )
             mine = TIMESTAMPS.sub(rb'"\1": "T"', (ours.parent / name).read_bytes())
             seeds = TIMESTAMPS.sub(rb'"\1": "T"', (twins.parent / name).read_bytes())
             if mine != seeds:
@@ -270,5 +287,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "sync": SYNC,
             "shadow_compared": shadow_compared,
             "shadow_mismatches": shadow_mismatches,
+            "shadow_dir_modes": sorted(shadow_dir_modes),
         }
         Path(stats_path).write_text(json.dumps(stats), encoding="utf-8")
