@@ -9,7 +9,13 @@ in a fresh pytest process each: as-is (the baseline), and with
 ``session_partial_file``) point at OpenRath's own functions, the README's
 drop-in recipe. The swap is a pytest plugin (``openrath_dropin_plugin.py``,
 copied to a temp dir with everything else the runs write), so the OpenRath
-checkout is never modified: no edits, no caches, no bytecode.
+checkout is never modified: no edits, no caches, no bytecode. Every run also
+runs ``openrath_dropin_exercise.py`` (rows and cases OpenRath's own tests
+leave out, through its public writer; ``--no-exercise`` drops it), counted
+apart. ``--shadow`` twins every sessionwal writer with OpenRath's own one
+writing elsewhere and compares the files after each close/abandon byte for
+byte (timestamps masked), their modes and the names beside them: OpenRath's
+tests parse JSON and would not see a byte or a stray file.
 
 It then prints passed / failed / errors / skipped for each run, how many
 sessionwal writers the swapped run opened (so a swap that silently did not
@@ -23,16 +29,18 @@ Not part of CI (OpenRath is not in this repository). Setup, once:
 
     git clone https://github.com/qiuyaodawo/OpenRath /path/to/openrath
     python3.11 -m venv /path/to/venv   # OpenRath: >=3.10; sessionwal: >=3.11
-    cd /path/to/openrath && uv export --frozen --group dev --no-hashes \\
-        --no-emit-project --no-header -q > /tmp/openrath-req.txt
-    /path/to/venv/bin/pip install -r /tmp/openrath-req.txt pytest pytest-timeout
-    cd /path/to/sessionwal && VIRTUAL_ENV=/path/to/venv maturin develop --release
+    /path/to/venv/bin/pip install uv "maturin>=1.9.4,<2"
+    cd /path/to/openrath && /path/to/venv/bin/uv export --frozen --no-hashes \\
+        --no-emit-project --no-header -q > /tmp/openrath-req.txt   # its lock, dev group too
+    /path/to/venv/bin/pip install -r /tmp/openrath-req.txt
+    cd /path/to/sessionwal && VIRTUAL_ENV=/path/to/venv /path/to/venv/bin/maturin develop --release
 
 Run (``--python`` is the interpreter with both installed; default: this one):
 
     python benches/openrath_dropin.py /path/to/openrath --python /path/to/venv/bin/python
     python benches/openrath_dropin.py /path/to/openrath --suite all      # whole suite
     python benches/openrath_dropin.py /path/to/openrath --chunks both    # also native chunks
+    python benches/openrath_dropin.py /path/to/openrath --shadow --keep  # bytes vs the seed
     python benches/openrath_dropin.py /path/to/openrath --sync never -- -k lock
 
 ``--chunks native`` leaves chunk framing to sessionwal's native path (the
