@@ -94,7 +94,7 @@ class ShadowMixin:
     twin could see them in the other order.
     """
 
-    seed: type  # OpenRath's SessionWriter, set by make_writer_class
+    seed: type  # OpenRath's own SessionWriter: an attribute of every class make_writer_class makes
 
     def __init__(
         self, session: Any, *, sandbox_handle_id: Any = None, path: Any = None, **kwargs: Any
@@ -220,10 +220,10 @@ def make_writer_class(runtime: ModuleType, seed: type) -> type:
         sessionwal.SessionWriter.__init__(self, *args, **kwargs)
         writers_opened += 1
 
-    namespace = {**hooks, "__init__": __init__, "__module__": __name__}
+    namespace = {**hooks, "__init__": __init__, "__module__": __name__, "seed": seed}
     cls = type("OpenRathSessionWriter", (sessionwal.SessionWriter,), namespace)
     if SHADOW_DIR:
-        return type("ShadowedOpenRathSessionWriter", (ShadowMixin, cls), {"seed": seed})
+        return type("ShadowedOpenRathSessionWriter", (ShadowMixin, cls), {})
     return cls
 
 
