@@ -43,14 +43,28 @@ class WriterBase:
         return self._partial_path
 
     def _resolve_paths(self, session: Any, path: Path | str | None) -> tuple[Path, Path]:
-        """(final, partial) as the seed computes them, resolved to absolute paths."""
+        """(final, partial) as the seed computes them, absolute, directories resolved.
+
+        Only the directories are resolved: a symlink planted at either file
+        name is never followed (the writer opens and renames the names
+        relative to the directory). The default sessions directory is
+        created 0700 and refused when others can write to it; any other
+        directory they can write to draws an ``InsecureDirectoryWarning``.
+        """
         if path is not None:
-            final_path = Path(path).resolve()
-            return final_path, final_path.with_name(final_path.name + paths.PARTIAL_SUFFIX)
-        final_path = Path(self.session_file(session.id)).resolve()
-        partial_path = Path(self.session_partial_file(session.id)).resolve()
-        if final_path.parent == paths.sessions_dir().resolve():
-            paths.ensure_sessions_dir()
+            final_path = paths.resolve_directory_only(Path(path))
+            partial_path = final_path.with_name(final_path.name + paths.PARTIAL_SUFFIX)
+        else:
+            final_path = paths.resolve_directory_only(Path(self.session_file(session.id)))
+            partial_path = paths.resolve_directory_only(
+                Path(self.session_partial_file(session.id))
+            )
+        default_dir = paths.sessions_dir().absolute().resolve()
+        for directory in {final_path.parent, partial_path.parent}:
+            if path is None and directory == default_dir:
+                paths.ensure_sessions_dir()
+            else:
+                paths.check_directory(directory, default=False)
         return final_path, partial_path
 
     def _uses_default_chunk_builder(self) -> bool:
