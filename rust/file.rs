@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
 use crate::fork;
@@ -24,6 +25,14 @@ use crate::sys::{create_private_dirs, Dir, FileId, RealSys, Sys};
 /// How many times `open` retries when the file it locked was renamed or
 /// unlinked between its `open` and its `flock` (a concurrent close).
 const OPEN_ATTEMPTS: usize = 3;
+
+/// How long `open` waits for a lock that someone else holds before it
+/// refuses. Readers that must probe the lock (`sessionwal.files.
+/// writer_holds_lock`, when `/proc/locks` does not list it) hold it for
+/// microseconds and must never make a writer fail; a second writer holds it
+/// for its whole life and is still refused, this much later. The pure
+/// writer waits the same (`WRITER_LOCK_PATIENCE`).
+const LOCK_PATIENCE: Duration = Duration::from_millis(50);
 
 /// How much of a torn tail `open` reads per step while looking for the last newline.
 const TAIL_SCAN_BYTES: u64 = 64 * 1024;
@@ -83,9 +92,8 @@ impl WalFile {
             let file = sys
                 .open_append(&dir, partial_name)
                 .map_err(|e| WalError::io_at(e, partial_path))?;
-            let locked = sys
-                .try_lock(&file)
-                .map_err(|e| WalError::io_at(e, partial_path))?;
+            let locked =
+                lock_patiently(&*sys, &file).map_err(|e| WalError::io_at(e, partial_path))?;
             if !locked {
                 return Err(WalError::Locked {
                     partial_path: partial_path.to_path_buf(),
@@ -462,6 +470,22 @@ fn highest_backup_number(name: &OsStr, names: &[OsString]) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// `try_lock` until it succeeds or [`LOCK_PATIENCE`] has passed.
+fn lock_patiently(sys: &dyn Sys, file: &File) -> io::Result<bool> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if sys.try_lock(file)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 // Unix-only: they use symlinks, FIFOs, fork and /proc/self/fd.

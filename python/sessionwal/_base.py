@@ -6,7 +6,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sessionwal import paths, records
+from sessionwal import files, records
 
 __all__ = ["SYNC_MODES", "WriterBase"]
 
@@ -25,8 +25,8 @@ class WriterBase:
     build_header = staticmethod(records.build_header)
     build_trailer = staticmethod(records.build_trailer)
     build_chunk_record = staticmethod(records.build_chunk_record)
-    session_file = staticmethod(paths.session_file)
-    session_partial_file = staticmethod(paths.session_partial_file)
+    session_file = staticmethod(files.session_file)
+    session_partial_file = staticmethod(files.session_partial_file)
 
     # Set by the concrete writer's constructor (via _resolve_paths).
     _final_path: Path
@@ -52,19 +52,17 @@ class WriterBase:
         directory they can write to draws an ``InsecureDirectoryWarning``.
         """
         if path is not None:
-            final_path = paths.resolve_directory_only(Path(path))
-            partial_path = final_path.with_name(final_path.name + paths.PARTIAL_SUFFIX)
+            final_path = files.resolve_directory_only(Path(path))
+            partial_path = files.partial_of(final_path)
         else:
-            final_path = paths.resolve_directory_only(Path(self.session_file(session.id)))
-            partial_path = paths.resolve_directory_only(
-                Path(self.session_partial_file(session.id))
-            )
-        default_dir = paths.sessions_dir().absolute().resolve()
+            final_path = files.resolve_directory_only(Path(self.session_file(session.id)))
+            partial_path = files.resolve_directory_only(Path(self.session_partial_file(session.id)))
+        default_dir = files.sessions_dir().absolute().resolve()
         for directory in {final_path.parent, partial_path.parent}:
             if path is None and directory == default_dir:
-                paths.ensure_sessions_dir()
+                files.ensure_sessions_dir()
             else:
-                paths.check_directory(directory, default=False)
+                files.check_directory(directory, default=False)
         return final_path, partial_path
 
     def _uses_default_chunk_builder(self) -> bool:
