@@ -93,16 +93,6 @@ def scan(
     """Scans a session file (a path, read without the GIL) or its bytes.
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
-    ``[(line, kind, text)]`` for every complete line that is not a chunk line
-    (empty when ``on_event`` receives them instead); ``invalid``, ``None`` or
-    ``(line, byte_column, reason, text)`` for the first line that is not one
-    JSON object (only with ``validate=True``); ``overlong``, ``None`` or the
-    number of the first line longer than ``max_line`` bytes. A path is opened
-    without following a link or blocking on a FIFO.
-    """
-cans a session file (a path, read without the GIL) or its bytes.
-
-    Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
     ``[(line, kind, text)]`` for every complete line that is not a chunk line;
     ``invalid``, ``None`` or ``(line, byte_column, reason, text)`` for the
     first line that is not one JSON object (only with ``validate=True``).
