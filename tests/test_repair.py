@@ -102,11 +102,11 @@ def test_repair_holds_the_lock_so_no_writer_can_reopen_meanwhile(tmp_path, monke
     seen = []
     real_write_backup = sessionwal.repair._write_backup
 
-    def write_backup_then_try_a_writer(path, data):
+    def write_backup_then_try_a_writer(path, fd, size):
         with pytest.raises(sessionwal.PersistenceError, match="another process"):
             sessionwal.SessionWriter(make_session(), path=tmp_path / "s.jsonl")
         seen.append(path)
-        return real_write_backup(path, data)
+        return real_write_backup(path, fd, size)
 
     monkeypatch.setattr(sessionwal.repair, "_write_backup", write_backup_then_try_a_writer)
     repair_session(partial)

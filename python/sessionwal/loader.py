@@ -332,8 +332,9 @@ def prune_sessions(
         try:
             if _unlink_unless_written(info.path):
                 removed.append(info.path)
-        except PersistenceError as exc:
-            # A writer reopened it since it was listed: it is in flight now.
+        except (PersistenceError, OSError) as exc:
+            # A writer reopened it since it was listed (it is in flight now),
+            # or the name was swapped for a link or a FIFO: leave it, go on.
             logger.warning("not pruning %s: %s", info.path, exc)
             continue
         for backup in backups:
