@@ -45,10 +45,12 @@ def crashed(writer_cls, path: Path, rows=ROWS, tail: bytes = b"") -> Path:
 def test_repair_cuts_the_torn_tail_and_appends_a_recovered_trailer(
     writer_cls, tmp_path, fixed_clock
 ):
-    partial = crashed(writer_cls, tmp_path / "s.jsonl", tail=b'{"record_type": "chunk", "in')
+    partial = crashed(
+        writer_cls, tmp_path / "session-1.jsonl", tail=b'{"record_type": "chunk", "in'
+    )
     original = partial.read_bytes()
     result = repair_session(partial)
-    final = tmp_path / "s.jsonl"
+    final = tmp_path / "session-1.jsonl"
     assert result.path == final and result.backup == Path(f"{partial}.bak")
     assert (result.chunk_count, result.torn_bytes, result.trailer_added) == (3, 28, True)
     assert not partial.exists()
@@ -193,7 +195,7 @@ def test_repair_keeps_every_complete_record_at_any_truncation_point(writer, data
     truncated = original[:cut]
     complete_lines = truncated.split(b"\n")[:-1]
     with tempfile.TemporaryDirectory() as tmp:
-        partial = Path(tmp) / "s.jsonl.__partial__"
+        partial = Path(tmp) / "session-1.jsonl.__partial__"
         partial.write_bytes(truncated)
         if not complete_lines:
             with pytest.raises(RepairRefused, match="no complete header"):

@@ -41,7 +41,9 @@ from sessionwal.scan import summarize
 
 __all__ = [
     "BACKUP_SUFFIX",
+    "CONTROL_CHARACTERS",
     "FINAL_SUFFIX",
+    "MAX_SESSION_ID_BYTES",
     "PARTIAL_SUFFIX",
     "SESSIONWAL_HOME_ENV",
     "WRITER_LOCK_PATIENCE",
@@ -169,15 +171,44 @@ def check_directory(directory: Path, *, default: bool) -> None:
     warnings.warn(f"writing a session into {problem}", InsecureDirectoryWarning, stacklevel=4)
 
 
+#: Characters no session id may hold and the CLI never prints raw: C0 and C1
+#: controls, DEL, the bidirectional marks, embeddings, overrides and
+#: isolates, and lone surrogates (which no file name can hold).
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+#: The longest name derived from an id: ``repair``'s last backup name.
+_LONGEST_SUFFIX = FINAL_SUFFIX + PARTIAL_SUFFIX + BACKUP_SUFFIX + ".999"
+#: Longest id, in UTF-8 bytes, whose every derived name fits a 255-byte
+#: file name (NAME_MAX of ext4, XFS, Btrfs, tmpfs, APFS).
+MAX_SESSION_ID_BYTES = 255 - len(_LONGEST_SUFFIX)
+
+
 def validate_session_id(session_id: object) -> str:
-    """Return ``str(session_id)`` or raise ``ValueError`` if it would escape the directory.
+    """Return ``str(session_id)`` or raise ``ValueError`` naming the rule it breaks.
 
     A session id becomes a file name, so it must be one non-empty path
-    component: no separator, no NUL, not ``.`` or ``..``.
+    component (no separator, no NUL, not ``.`` or ``..``) that round-trips
+    safely: no control, bidirectional-override or lone-surrogate character
+    (:data:`CONTROL_CHARACTERS`), and at most :data:`MAX_SESSION_ID_BYTES`
+    UTF-8 bytes, so every name derived from it (``.jsonl.__partial__.bak.999``
+    the longest) fits the file system's 255-byte limit. The last two rules
+    narrow what the seed accepted, deliberately (docs/safety.md).
     """
     text = str(session_id)
     if not text or text in (".", "..") or "/" in text or "\0" in text or os.sep in text:
         raise ValueError(f"invalid session id {text!r}: must be a single file name component")
+    if bad := CONTROL_CHARACTERS.search(text):
+        raise ValueError(
+            f"invalid session id {text!r}: control and bidirectional characters "
+            f"are not allowed (found {bad.group()!r} at {bad.start()})"
+        )
+    size = len(text.encode("utf-8"))
+    if size > MAX_SESSION_ID_BYTES:
+        raise ValueError(
+            f"invalid session id of {size} bytes: at most {MAX_SESSION_ID_BYTES} UTF-8 bytes, "
+            f"so that '<id>{_LONGEST_SUFFIX}' fits a 255-byte file name"
+        )
     return text
 
 
@@ -558,6 +589,14 @@ def judge(summary: FileSummary, *, lock_held: bool | None = None) -> Verdict:
     """
     path = summary.path
     chunks = _plural(summary.chunk_count, "chunk")
+    header_id = summary.header.get("id")
+    if header_id != session_id_of(path):
+        # A file planted under another session's name must not pass as it.
+        error = PersistenceError(
+            f"{path}: the header's session id {header_id!r} does not match the file name "
+            f"(which names {session_id_of(path)!r})"
+        )
+        return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
     if is_partial(path):
         if lock_held is None:
             lock_held = writer_holds_lock(path)
@@ -590,6 +629,7 @@ def state_of(path: Path | str, *, validate: bool = False) -> Verdict:
         summary = summarize(path, validate=validate)
     except SessionFormatError as exc:
         return Verdict(path, SessionState.CORRUPT, str(exc), error=exc)
-    except OSError as exc:
+    except (OSError, PersistenceError) as exc:
+        # A link (ELOOP) or a FIFO, socket or device (not a regular file) included.
         return Verdict(path, SessionState.UNREADABLE, str(exc), error=exc)
     return judge(summary)

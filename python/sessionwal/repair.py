@@ -28,6 +28,7 @@ limit, never the file's size).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from sessionwal import files
 from sessionwal.errors import PersistenceError, RepairRefused, SessionFormatError
+from sessionwal.files import BACKUP_SUFFIX
 from sessionwal.records import Structure, build_recovered_trailer, iter_lines, parse_line
 
 __all__ = ["RepairRefused", "RepairResult", "recovered_trailer", "repair_session"]
@@ -88,7 +90,12 @@ def _copy_sparse(src: int, dst: int, size: int) -> None:
 def _write_backup(partial: Path, fd: int, size: int) -> Path:
     """A complete, durable copy of the locked file beside ``partial``: written
     under a temporary name, then linked to the first free backup name."""
-    temporary = partial.with_name(f"{partial.name}.bak-incomplete-{os.getpid()}")
+    # One name: repair holds the session's lock, so no other repair of it
+    # runs; one left by a repair that died is ours to replace. No longer
+    # than the last backup name, so every id that is valid fits it.
+    temporary = partial.with_name(partial.name + BACKUP_SUFFIX + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     out = os.open(temporary, flags, 0o600)
     try:
