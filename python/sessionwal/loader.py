@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,7 +97,7 @@ def _records(
     path: Path, file: IO[bytes], torn: list[int] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     structure = Structure(path)
-    for line, raw in iter_lines(file, torn):
+    for line, raw in iter_lines(file, torn, path=path):
         record = parse_line(path, line, raw)
         yield structure.feed(line, record), record
     structure.finish()
@@ -249,7 +250,9 @@ def list_sessions(
     infos = []
     for path in where.session_paths():
         try:
-            if not path.is_file():
+            # A directory is not a session; a link, FIFO or device is
+            # reported (the reader refuses it), never followed or read.
+            if stat.S_ISDIR(os.lstat(path).st_mode):
                 continue
             infos.append(session_info(path))
         except (OSError, PersistenceError) as exc:

@@ -328,15 +328,19 @@ def line_too_long(path: Path | str, line: int, limit: int) -> SessionFormatError
 
 
 def iter_lines(
-    file: IO[bytes], torn: list[int] | None = None, *, max_line: int | None = None
+    file: IO[bytes],
+    torn: list[int] | None = None,
+    *,
+    path: Path | str | None = None,
+    max_line: int | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """``(line number, line without newline)`` for each complete line of ``file``.
 
     A last line without ``\\n`` is the torn tail: it is not yielded; its length
     is appended to ``torn`` when given. Memory is bounded by ``max_line``
     (default :func:`max_line_bytes`): a complete line longer than that raises
-    :class:`SessionFormatError` naming ``path:line``; a torn tail that long is
-    counted, never held.
+    :class:`SessionFormatError` naming ``path:line`` (``path`` defaults to
+    the file's name); a torn tail that long is counted, never held.
     """
     limit = max_line_bytes() if max_line is None else max_line
     number = 0
@@ -351,7 +355,7 @@ def iter_lines(
         while length > limit and (more := file.readline(_SKIP_STEP)):
             length += len(more)
             if more.endswith(b"\n"):
-                raise line_too_long(getattr(file, "name", "<file>"), number, limit)
+                raise line_too_long(path or getattr(file, "name", "<file>"), number, limit)
         if torn is not None:
             torn.append(length)
         return

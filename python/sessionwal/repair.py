@@ -137,7 +137,7 @@ def _check(path: Path, fd: int) -> tuple[int, int, bool, int]:
     structure = Structure(path)
     torn: list[int] = []
     with open(fd, "rb", closefd=False) as file:
-        for line, raw in iter_lines(file, torn):
+        for line, raw in iter_lines(file, torn, path=path):
             structure.feed(line, parse_line(path, line, raw))
     structure.finish()
     chunks, segment_chunks = structure.chunks, structure.segment_chunks
