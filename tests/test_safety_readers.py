@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import sessionwal
-from sessionwal import PersistenceError, SessionFormatError, cli, files
+from sessionwal import PersistenceError, cli, files
 from sessionwal.files import SessionState
 from sessionwal.repair import repair_session
 
