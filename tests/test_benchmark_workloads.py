@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from sessionwal.bench.workloads import WORKLOADS, chat, deltas, large
 from sessionwal.model import ChunkKind, ChunkRow
-from sessionwal.workloads import WORKLOADS, chat, deltas, large
 
 
 def _line(index: int, row: ChunkRow) -> bytes:
