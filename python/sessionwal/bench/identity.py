@@ -98,7 +98,10 @@ def check_identity(
     """Write ``rows`` with pure, native and native ``write_chunks``; raise unless identical."""
     if native is None:
         return "skipped (native writer not importable)"
-    variants = {"pure": (pure_writer(), None), "native": (native, None)}
+    variants: dict[str, tuple[type, int | None]] = {
+        "pure": (pure_writer(), None),
+        "native": (native, None),
+    }
     if hasattr(native, "write_chunks"):
         variants["native_batch64"] = (native, batch)
     outputs: dict[str, bytes] = {}
