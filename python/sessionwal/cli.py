@@ -27,7 +27,7 @@ import json
 import os
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -378,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args_list[1:])
     args = build_parser().parse_args(args_list)
     out, err = sys.stdout, sys.stderr
+    run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
     try:
-        return args.run(args, out, err)
+        return run(args, out, err)
     except BrokenPipeError:
         # The reader went away (`sessionwal show X | head`): stop quietly, and
         # keep the interpreter's final flush from complaining about it too.
