@@ -32,7 +32,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-const RECORD_TYPE_KEY: &[u8] = b"{\"record_type\": \"";
+use crate::framing::{CHUNK_TYPE, RECORD_TYPE_KEY};
+
 /// Initial read buffer; it grows only to hold a line longer than this.
 const READ_BUFFER: usize = 256 * 1024;
 /// The longest line readers accept unless told otherwise (docs/safety.md).
@@ -132,7 +133,7 @@ impl<F: FnMut(Event) -> io::Result<()>> Scanner<F> {
             }
         }
         match record_type_prefix(text) {
-            Some(b"chunk") => scan.chunks += 1,
+            Some(CHUNK_TYPE) => scan.chunks += 1,
             // The caller judges records only up to the first invalid line.
             _ if scan.invalid.is_some() => {}
             prefix => (self.sink)(Event {

@@ -2,9 +2,10 @@
 
 The open carries O_APPEND|O_CLOEXEC|O_NOFOLLOW and mode 0600 (no chmod
 afterwards) and is relative to the directory's descriptor, the final name is
-installed with RENAME_NOREPLACE, the flock comes before the header, and each sync mode makes
-exactly its fdatasync/fsync calls (DESIGN §4): the ordering that makes
-"closed" survive power loss is trailer, fdatasync, rename, fsync(dir).
+installed with RENAME_NOREPLACE, the flock comes before the header, and each
+sync mode makes exactly its fdatasync/fsync calls (docs/durability.md): the
+ordering that makes "closed" survive power loss is trailer, fdatasync,
+rename, fsync(dir).
 """
 
 from __future__ import annotations

@@ -117,10 +117,13 @@ def iter_records(path: Path | str) -> Iterator[dict[str, Any]]:
 
 
 def _chunk_row(record: dict[str, Any]) -> ChunkRow:
-    kind = record.get("kind")
+    # Whatever JSON the file holds: the format rules constrain record order,
+    # not the chunk's fields, and a reader returns what the writer wrote.
+    kind: Any = record.get("kind")
+    payload: Any = record.get("payload")
     if isinstance(kind, str):
         kind = _KINDS.get(kind, kind)
-    return ChunkRow(kind, record.get("payload"))
+    return ChunkRow(kind, payload)
 
 
 def load_session(session_id: object = None, *, path: Path | str | None = None) -> PersistedSession:
@@ -204,9 +207,10 @@ def _created_at(path: Path, header: dict[str, Any]) -> datetime:
     return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
 
 
-def session_info(path: Path | str) -> SessionInfo:
-    """The :class:`SessionInfo` of one file; raises what :func:`list_sessions` reports."""
-    verdict = files.state_of(path)
+def session_info(path: Path | str, *, listed: frozenset[int] | None = None) -> SessionInfo:
+    """The :class:`SessionInfo` of one file; raises what :func:`list_sessions` reports.
+    ``listed``: see :func:`sessionwal.files.writer_holds_lock`."""
+    verdict = files.state_of(path, listed=listed)
     if verdict.summary is None or verdict.state is SessionState.CORRUPT:
         assert verdict.error is not None
         raise verdict.error
@@ -248,13 +252,14 @@ def list_sessions(
     )
     report = on_error if on_error is not None else _warn
     infos = []
+    listed = files.locked_inodes()  # one snapshot of the locks for the whole listing
     for path in where.session_paths():
         try:
             # A directory is not a session; a link, FIFO or device is
             # reported (the reader refuses it), never followed or read.
             if stat.S_ISDIR(os.lstat(path).st_mode):
                 continue
-            infos.append(session_info(path))
+            infos.append(session_info(path, listed=listed))
         except (OSError, PersistenceError) as exc:
             report(path, exc)
     infos.sort(key=lambda info: (info.created_at, info.id, str(info.path)))
