@@ -5,7 +5,7 @@
 use std::io;
 
 use super::tests::{file, Trickle, CHUNK, HEADER, TRAILER};
-use super::{open_regular, scan_stream, Scan};
+use super::{scan_stream, Scan};
 
 fn stream(data: &[u8], max_line: usize, step: usize) -> (Scan, Vec<u64>) {
     let mut lines = Vec::new();
@@ -67,12 +67,12 @@ fn open_regular_refuses_links_and_fifos_without_blocking() {
     let target = dir.join("target");
     std::fs::write(&target, b"secret\n").unwrap();
     std::os::unix::fs::symlink(&target, dir.join("link")).unwrap();
-    let err = open_regular(&dir.join("link")).unwrap_err();
+    let err = super::open_regular(&dir.join("link")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
     let fifo = std::ffi::CString::new(dir.join("fifo").into_os_string().into_encoded_bytes());
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
-    let err = open_regular(&dir.join("fifo")).unwrap_err();
+    let err = super::open_regular(&dir.join("fifo")).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     std::fs::remove_dir_all(&dir).unwrap();
 }
