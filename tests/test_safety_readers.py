@@ -331,3 +331,13 @@ def test_a_partial_file_mode_stays_private(tmp_path):
     with sessionwal.SessionWriter(make_session("m"), path=tmp_path / "m.jsonl") as writer:
         assert stat.S_IMODE(writer.partial_path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "m.jsonl").stat().st_mode) == 0o600
+
+
+def test_delete_removes_a_link_under_the_sessions_name_never_its_target(tmp_path, secret):
+    with sessionwal.SessionWriter(make_session("d"), path=tmp_path / "d.jsonl"):
+        pass
+    (tmp_path / "d.jsonl.__partial__").symlink_to(secret)
+    removed = sessionwal.delete_session(path=tmp_path / "d.jsonl")
+    assert sorted(p.name for p in removed) == ["d.jsonl", "d.jsonl.__partial__"]
+    assert secret.read_bytes() == header("x") + SECRET
+    assert not os.path.lexists(tmp_path / "d.jsonl.__partial__")

@@ -273,18 +273,29 @@ def _unlink_unless_written(path: Path) -> bool:
     """Removes ``path`` while holding its lock, so no writer is writing it meanwhile.
 
     Returns False when it does not exist; raises :class:`PersistenceError`
-    when a writer holds it.
+    when a writer holds it. A symlink at ``path`` is removed itself.
     """
-    with files.lock_unless_written(path) as held:
-        if held is None:
-            return False
-        if not held:
-            raise PersistenceError(f"'{path}' is in flight: a writer holds its lock")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return False
-        return True
+    try:
+        with files.lock_unless_written(path) as held:
+            if held is None:
+                return False
+            if not held:
+                raise PersistenceError(f"'{path}' is in flight: a writer holds its lock")
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            return True
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    # A symlink under the session's name: no writer can hold one (writers
+    # refuse links), so the link itself goes; its target is never touched.
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
