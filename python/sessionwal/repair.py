@@ -118,14 +118,24 @@ def _write_backup(partial: Path, fd: int, size: int) -> Path:
 
 
 def _install(partial: Path, final: Path, backup: Path) -> None:
-    """``partial`` renamed to ``final`` unless ``final`` exists (never replaced)."""
+    """``partial`` renamed to ``final`` unless ``final`` exists (never replaced):
+    a hard link fails on an existing name. Where the file system has no hard
+    links, a check then a rename, as the writer's last resort (docs/safety.md)."""
+    refused = RepairRefused(
+        f"'{final}' appeared while repairing; not replacing it (the repaired file "
+        f"stays at '{partial}', its original bytes in '{backup}')"
+    )
     try:
         os.link(partial, final, follow_symlinks=False)
     except FileExistsError:
-        raise RepairRefused(
-            f"'{final}' appeared while repairing; not replacing it (the repaired file "
-            f"stays at '{partial}', its original bytes in '{backup}')"
-        ) from None
+        raise refused from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+            raise
+        if os.path.lexists(final):
+            raise refused from None
+        os.rename(partial, final)
+        return
     os.unlink(partial)
 
 
