@@ -57,9 +57,11 @@ class WriterBase:
         else:
             final_path = files.resolve_directory_only(Path(self.session_file(session.id)))
             partial_path = files.resolve_directory_only(Path(self.session_partial_file(session.id)))
-        default_dir = files.sessions_dir().absolute().resolve()
+        # Only the default-named paths can be the default directory (a path=
+        # there is the caller's choice, and only warned about).
+        default_dir = files.sessions_dir().absolute().resolve() if path is None else None
         for directory in {final_path.parent, partial_path.parent}:
-            if path is None and directory == default_dir:
+            if directory == default_dir:
                 files.ensure_sessions_dir()
             else:
                 files.check_directory(directory, default=False)
