@@ -278,7 +278,14 @@ impl WalFile {
                     .rename_noreplace(&self.dir, &self.partial_name, final_dir, final_name);
             match renamed {
                 Ok(()) => return Ok(Installed::Yes { kept_earlier }),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Installed::PartialGone),
+                // ENOENT: the partial name is gone (removed since our check),
+                // or the final directory was removed: only the first is fine.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return match self.dir.stat(&self.partial_name) {
+                        Ok(None) => Ok(Installed::PartialGone),
+                        _ => Err(WalError::io_at(e, &self.final_path)),
+                    };
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     kept_earlier = self.keep_earlier(final_dir, final_name)?.or(kept_earlier);
                 }

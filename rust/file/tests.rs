@@ -556,3 +556,17 @@ fn the_directory_held_at_open_is_the_one_closed_into() {
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[test]
+fn a_final_directory_removed_before_close_is_an_error_and_the_partial_stays() {
+    let fx = Fixture::new();
+    let elsewhere = fx._dir.path().join("closed");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let sys: Arc<dyn Sys> = fx.sys.clone();
+    let final_path = elsewhere.join("s.jsonl");
+    let mut wal = WalFile::open_with(&fx.partial, &final_path, SyncMode::Never, sys).unwrap();
+    wal.append(HEADER).unwrap();
+    std::fs::remove_dir(&elsewhere).unwrap();
+    assert_eq!(errno(wal.close(TRAILER)), libc::ENOENT);
+    assert_eq!(fx.partial_bytes(), lines(&[HEADER, TRAILER]));
+}
