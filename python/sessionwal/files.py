@@ -343,7 +343,13 @@ def open_first(paths: list[Path]) -> tuple[Path, IO[bytes]]:
 
 #: How a reader opens a session file: never through a link at its name, never
 #: waiting on a FIFO (O_NONBLOCK means nothing for the regular file it must be).
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: (getattr: Windows has neither flag, and no FIFOs or such links to refuse.)
+READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def open_regular_fd(path: Path | str, flags: int = READ_FLAGS) -> int:
