@@ -14,7 +14,7 @@ by :func:`sessionwal.files.judge`, so they agree on its state:
 - ``tail [-f] TARGET``: the last records, then (``-f``) follow; 0 when the
   session closed, 1 when following stopped first (writer gone, ``--timeout``),
   2 when it cannot be read.
-- ``bench``: the benchmark of ``sessionwal.benchmark`` (its own options).
+- ``bench``: the benchmark of ``sessionwal.bench`` (its own options).
 
 A TARGET is a path to a session file, or a session id looked up in the
 sessions directory (``--dir``, default ``$SESSIONWAL_HOME/sessions``).
@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from sessionwal import files, records
 from sessionwal.errors import PersistenceError, RepairRefused
@@ -38,7 +39,7 @@ from sessionwal.follow import Follower
 from sessionwal.loader import SessionInfo, list_sessions, load_session
 from sessionwal.repair import repair_session
 
-__all__ = ["main"]
+__all__ = ["main", "quote_controls"]
 
 EXIT_OK = 0
 EXIT_NOT_CLOSED = 1
@@ -55,6 +56,35 @@ class _Failure(Exception):
 
 def _plural(n: object, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def quote_controls(text: str) -> str:
+    """``text`` with every character of :data:`~sessionwal.files.CONTROL_CHARACTERS`
+    (newlines, tabs and escapes included) written as ``\\xNN`` or ``\\uNNNN``, as
+    coreutils ``ls`` quotes names: a session's bytes never drive the terminal.
+    (Backslashes stay as they are, so JSON payloads read as JSON.)"""
+    return files.CONTROL_CHARACTERS.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _QuotedLines:
+    """A text stream for a human: each ``write`` is one line (its own ``\\n``
+    last); everything in it is quoted by :func:`quote_controls`, so an id,
+    kind or payload cannot end the line, move the cursor or forge a row."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        body, newline, _ = text.rpartition("\n") if text.endswith("\n") else (text, "", "")
+        return self._stream.write(quote_controls(body) + newline)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _dump(record: Any) -> str:
@@ -359,14 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.1, help="seconds between polls (default 0.1)")
     p.set_defaults(run=cmd_tail)
 
-    # Parsed by sessionwal.benchmark itself (see main); listed here for --help.
+    # Parsed by sessionwal.bench itself (see main); listed here for --help.
     sub.add_parser("bench", help="benchmark native vs pure writers (bench --help for options)")
     return parser
 
 
 def _bench(argv: list[str]) -> int:
-    # Imported on use: the benchmark pulls in its workloads, which nothing else needs.
-    from sessionwal import benchmark
+    # Imported on use: the harness (sessionwal.bench) is no part of the runtime.
+    from sessionwal import bench as benchmark
 
     return int(benchmark.main(argv) or 0)
 
@@ -377,9 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["bench"]:
         return _bench(args_list[1:])
     args = build_parser().parse_args(args_list)
-    out, err = sys.stdout, sys.stderr
+    # --json output is JSON (controls escaped by json.dumps); the rest is for a human.
+    # Commands only write lines and flush: the duck-typed wrapper serves as a TextIO.
+    err = cast(TextIO, _QuotedLines(sys.stderr))
+    out = sys.stdout if getattr(args, "json", False) else cast(TextIO, _QuotedLines(sys.stdout))
+    run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
     try:
-        return args.run(args, out, err)
+        return run(args, out, err)
     except BrokenPipeError:
         # The reader went away (`sessionwal show X | head`): stop quietly, and
         # keep the interpreter's final flush from complaining about it too.
