@@ -34,7 +34,7 @@ from rath.session.chunk import (
     user_text_chunk,
 )
 from rath.session.graph.kind import LineageKind
-from rath.session.persistence import SessionWriter, load_session, sessions_dir
+from rath.session.persistence import SessionWriter, delete_session, load_session, sessions_dir
 from rath.session.session import Session
 
 MIXED = 'plain "quoted" back\\slash\nnew line\ttab café 漢字 😀 \x00\x1f\x7f end'
@@ -156,14 +156,16 @@ def test_a_row_that_cannot_be_written_leaves_the_writer_usable(
     assert records(writer.path)[-1]["final_chunk_count"] == 2
 
 
-def test_reopening_a_closed_id_replaces_the_closed_file() -> None:
+def test_a_reopened_id_loads_its_last_run_and_delete_leaves_nothing_behind() -> None:
+    """Closing an id twice: the seed replaces the first run, so deleting the id deletes both."""
     s = Session(chunk_table=ChunkTable(rows=()))
     with SessionWriter(s) as first:
-        first.write_chunk(0, user_text_chunk("first run"))
+        first.write_chunk(0, user_text_chunk("first run, the user asked to forget it"))
     with SessionWriter(s) as second:
         second.write_chunk(0, user_text_chunk("second run"))
     assert [r.payload["content"] for r in load_session(s.id).chunk_table.rows] == ["second run"]
-    assert sorted(p.name for p in sessions_dir().iterdir()) == [f"{s.id}.jsonl"]
+    delete_session(s.id)
+    assert sorted(p.name for p in sessions_dir().iterdir()) == []
 
 
 def test_reopening_an_abandoned_id_appends_to_its_partial_file() -> None:
