@@ -16,7 +16,13 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     #[cfg(unix)]
-    m.add_class::<aio::NativeAsyncWriter>()?;
+    {
+        m.add_class::<aio::NativeAsyncWriter>()?;
+        m.add_class::<aio::NativeDoorbell>()?;
+        m.add_function(wrap_pyfunction!(aio::io_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(aio::set_io_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(aio::drain_io, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
     let wide = crate::encode::string::WideEncoder::selected();
