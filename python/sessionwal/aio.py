@@ -179,7 +179,8 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
 
     def __del__(self) -> None:
         # Like an unclosed file or transport: the native side still writes
-        # what was queued and releases the file (abandon); say so.
+        # what was queued and releases the file (abandon); say so. No
+        # source=self: a kept warning record would keep the writer alive.
         try:
             unclosed = self._bell is not None and not self.closed
         except Exception:  # a forked child's inherited writer: nothing to report
@@ -189,7 +190,6 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
                 f"unclosed AsyncSessionWriter({self._final_path}): its queue is written and "
                 "the partial file released without a trailer; await aclose()",
                 ResourceWarning,
-                source=self,
                 stacklevel=2,
             )
 

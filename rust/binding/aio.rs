@@ -141,6 +141,12 @@ impl NativeAsyncWriter {
     /// any effect: a record queued from another loop would be written while
     /// its caller could not await it.
     /// A forked child is told so first: it has no running loop of its own.
+    ///
+    /// The fast path compares the loop's `_thread_id` (set by asyncio while
+    /// the loop runs) with this thread: a thread runs one loop at a time, so
+    /// a match means the running loop is the writer's. That costs an
+    /// attribute read; `asyncio._get_running_loop()` costs a `getpid()`
+    /// syscall per call on 3.11, so it only runs when the fast path fails.
     fn check_loop(&self, py: Python<'_>) -> PyResult<()> {
         if self.queue.get().is_some_and(WriteQueue::forked) {
             return Err(to_pyerr(py, WalError::Forked));
@@ -148,10 +154,18 @@ impl NativeAsyncWriter {
         let Some(owner) = self.event_loop.get() else {
             return Ok(());
         };
+        let owner = owner.bind(py);
+        if let Ok(thread_id) = owner.getattr(intern!(py, "_thread_id")) {
+            // SAFETY: reads the calling thread's identifier; no state involved.
+            let here = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+            if thread_id.extract::<u64>().ok() == Some(u64::from(here)) {
+                return Ok(());
+            }
+        }
         let running = GET_RUNNING_LOOP
             .import(py, "asyncio.events", "_get_running_loop")?
             .call0()?;
-        if running.is(owner.bind(py)) {
+        if running.is(owner) {
             return Ok(());
         }
         let path = self.final_path.get().cloned().unwrap_or_default();
