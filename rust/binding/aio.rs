@@ -6,9 +6,10 @@
 //! awaitable: one shared, already-done future when the record fit in the
 //! queue, or a future from the Python side (`_wait_admitted` /
 //! `_wait_written`) when the caller has to wait for room or, under
-//! `sync="always"`, for the disk. The background thread never touches the
-//! interpreter; it reports progress through an eventfd the event loop
-//! watches, and only when the loop armed it for a threshold.
+//! `sync="always"`, for the disk. The shared I/O engine's threads never
+//! touch the interpreter; they report progress through the doorbell of the
+//! writer's event loop, and only when the loop armed the writer for a
+//! threshold.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +23,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::batch::encode_batch;
+use super::encoding::{encode_record_into, with_scratch, ChunkEncoder};
 use super::errors::to_pyerr;
-use super::writer::{begin_open, encode_record_into, with_scratch, ChunkEncoder};
+use super::session::begin_open;
 use crate::doorbell::{Doorbell, Ringer};
 use crate::engine;
 use crate::error::{Result as WalResult, WalError};
