@@ -160,7 +160,7 @@ impl NativeAsyncWriter {
         if let Ok(thread_id) = owner.getattr(intern!(py, "_thread_id")) {
             // SAFETY: reads the calling thread's identifier; no state involved.
             let here = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
-            if thread_id.extract::<u64>().ok() == Some(u64::from(here)) {
+            if thread_id.extract::<std::ffi::c_ulong>().ok() == Some(here) {
                 return Ok(());
             }
         }
