@@ -67,6 +67,19 @@ pub struct Limits {
     pub max_bytes: usize,
 }
 
+/// Finishes a submission's bytes on an engine thread: given the bytes as
+/// submitted (text left out, see `WriteQueue::submit_with`), appends the
+/// whole lines to the output. Lets long immutable strings be escaped off the
+/// event loop.
+pub type Fill = Box<dyn FnOnce(&[u8], &mut Vec<u8>) + Send>;
+
+/// What a submission still needs before it can be written: its `Fill` and
+/// the bytes it will add (counted against the bound from admission on).
+pub struct Deferred {
+    pub extra_bytes: usize,
+    pub fill: Fill,
+}
+
 /// How the writer ends once everything admitted before is written.
 pub enum Finish {
     /// Write this trailer, sync per the mode, rename.
@@ -101,6 +114,7 @@ struct Waiting {
     ticket: u64,
     lines: Vec<u8>,
     chunks: u64,
+    deferred: Option<Deferred>,
 }
 
 struct State {
@@ -111,6 +125,11 @@ struct State {
     pending: Vec<u8>,
     /// The buffer of the previous turn, cleared, to become `pending` next.
     spare: Vec<u8>,
+    /// Byte ranges of `pending` that need their `Fill` before writing.
+    pending_fills: Vec<(usize, usize, Fill)>,
+    /// What `pending` counts against the byte bound (its length plus the
+    /// text its fills will add).
+    pending_cost: usize,
     pending_chunks: u64,
     overflow: VecDeque<Waiting>,
     failure: Option<WalError>,
@@ -178,6 +197,8 @@ impl WriteQueue {
                 progress: Progress::default(),
                 pending: Vec::new(),
                 spare: Vec::new(),
+                pending_fills: Vec::new(),
+                pending_cost: 0,
                 pending_chunks: 0,
                 overflow: VecDeque::new(),
                 failure: None,
@@ -225,6 +246,19 @@ impl WriteQueue {
         chunks: u64,
         closed: impl FnOnce() -> WalError,
     ) -> Result<Submitted> {
+        self.submit_with(lines, chunks, None, closed)
+    }
+
+    /// `submit` for lines that are not whole yet: `deferred.fill` completes
+    /// them on an engine thread, in their place in the file, just before
+    /// they are written.
+    pub fn submit_with(
+        &self,
+        lines: &[u8],
+        chunks: u64,
+        deferred: Option<Deferred>,
+        closed: impl FnOnce() -> WalError,
+    ) -> Result<Submitted> {
         let mut st = self.lock()?;
         if st.intake_closed {
             return Err(closed());
@@ -235,8 +269,9 @@ impl WriteQueue {
         st.last_ticket += 1;
         st.progress.chunks_submitted += chunks;
         let ticket = st.last_ticket;
-        if st.overflow.is_empty() && st.fits(lines.len(), chunks) {
-            st.admit(ticket, lines, chunks);
+        let cost = lines.len() + deferred.as_ref().map_or(0, |d| d.extra_bytes);
+        if st.overflow.is_empty() && st.fits(cost, chunks) {
+            st.admit(ticket, lines, chunks, deferred);
             self.schedule(&mut st);
             self.hurry_if_urgent(&mut st);
             return Ok(Submitted {
@@ -248,6 +283,7 @@ impl WriteQueue {
             ticket,
             lines: lines.to_vec(),
             chunks,
+            deferred,
         });
         Ok(Submitted {
             ticket,
@@ -423,29 +459,39 @@ impl State {
             || p.queued_bytes.saturating_mul(2) >= self.limits.max_bytes
     }
 
-    fn admit(&mut self, ticket: u64, lines: &[u8], chunks: u64) {
+    fn admit(&mut self, ticket: u64, lines: &[u8], chunks: u64, deferred: Option<Deferred>) {
+        let start = self.pending.len();
         self.pending.extend_from_slice(lines);
+        self.admitted(ticket, start, chunks, deferred);
+    }
+
+    /// Books `pending[start..]`, just added, as submission `ticket`.
+    fn admitted(&mut self, ticket: u64, start: usize, chunks: u64, deferred: Option<Deferred>) {
+        let mut cost = self.pending.len() - start;
+        if let Some(Deferred { extra_bytes, fill }) = deferred {
+            cost += extra_bytes;
+            self.pending_fills.push((start, self.pending.len(), fill));
+        }
+        self.pending_cost += cost;
         self.pending_chunks += chunks;
-        self.progress.queued_bytes += lines.len();
+        self.progress.queued_bytes += cost;
         self.progress.queued_chunks += chunks;
         self.progress.admitted = ticket;
     }
 
     fn admit_waiting(&mut self) {
         while let Some(head) = self.overflow.front() {
-            if !self.fits(head.lines.len(), head.chunks) {
+            let extra = head.deferred.as_ref().map_or(0, |d| d.extra_bytes);
+            if !self.fits(head.lines.len() + extra, head.chunks) {
                 return;
             }
             let head = self.overflow.pop_front().expect("front exists");
             if self.pending.is_empty() {
                 // Take the buffer instead of copying it.
-                self.progress.queued_bytes += head.lines.len();
                 self.pending = head.lines;
-                self.pending_chunks += head.chunks;
-                self.progress.queued_chunks += head.chunks;
-                self.progress.admitted = head.ticket;
+                self.admitted(head.ticket, 0, head.chunks, head.deferred);
             } else {
-                self.admit(head.ticket, &head.lines, head.chunks);
+                self.admit(head.ticket, &head.lines, head.chunks, head.deferred);
             }
         }
     }
@@ -455,6 +501,8 @@ impl State {
         self.failure = Some(err);
         self.pending = Vec::new();
         self.spare = Vec::new();
+        self.pending_fills.clear();
+        self.pending_cost = 0;
         self.pending_chunks = 0;
         self.overflow.clear();
         self.progress.failed = true;
@@ -499,6 +547,19 @@ impl State {
     }
 }
 
+/// `batch` with every fill applied in its place: the bytes to write.
+fn fill_in(batch: &[u8], fills: Vec<(usize, usize, Fill)>, cost: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cost + cost / 8);
+    let mut copied = 0;
+    for (start, end, fill) in fills {
+        out.extend_from_slice(&batch[copied..start]);
+        fill(&batch[start..end], &mut out);
+        copied = end;
+    }
+    out.extend_from_slice(&batch[copied..]);
+    out
+}
+
 impl Job for Shared {
     /// One turn: write everything pending with one `write(2)`, or run the
     /// finish once everything before it is written.
@@ -508,17 +569,21 @@ impl Job for Shared {
         if st.has_batch() {
             let spare = std::mem::take(&mut st.spare);
             let batch = std::mem::replace(&mut st.pending, spare);
+            let fills = std::mem::take(&mut st.pending_fills);
+            let cost = std::mem::take(&mut st.pending_cost);
             let through = st.progress.admitted;
             let chunks = std::mem::take(&mut st.pending_chunks);
             drop(st);
+            let filled = (!fills.is_empty()).then(|| fill_in(&batch, fills, cost));
             let outcome = self
                 .sink
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .append(&batch);
+                .append(filled.as_deref().unwrap_or(&batch));
+            drop(filled);
             st = self.lock();
             if st.failure.is_none() {
-                st.progress.queued_bytes -= batch.len();
+                st.progress.queued_bytes -= cost;
                 st.progress.queued_chunks -= chunks;
                 match outcome {
                     Ok(()) => {
@@ -560,6 +625,7 @@ impl Job for Shared {
             st.progress.finished = true;
             st.pending = Vec::new();
             st.spare = Vec::new();
+            st.pending_fills.clear();
             st.wake(self.notify.as_ref());
             self.done.notify_all();
         }

@@ -360,3 +360,29 @@ fn dropping_an_unfinished_queue_still_writes_what_it_admitted() {
     assert!(log.abandoned);
     assert_eq!(log.batches.concat(), b"kept\n");
 }
+
+#[test]
+fn deferred_submissions_are_filled_in_their_place() {
+    let rig = rig(ROOMY, None);
+    rig.queue.set_stalled(true).unwrap();
+    rig.queue.submit(b"a\n", 1, closed).unwrap();
+    let fill: Fill = Box::new(|holes: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(holes);
+        out.extend_from_slice(b"filled\n");
+    });
+    let deferred = Deferred {
+        extra_bytes: 100,
+        fill,
+    };
+    rig.queue
+        .submit_with(b"b:", 1, Some(deferred), closed)
+        .unwrap();
+    rig.queue.submit(b"c\n", 1, closed).unwrap();
+    // The text to come counts against the bound from admission on.
+    assert_eq!(rig.queue.progress().unwrap().queued_bytes, 2 + 2 + 100 + 2);
+    rig.queue.set_stalled(false).unwrap();
+    rig.queue.finish(Finish::Abandon).unwrap();
+    rig.queue.join();
+    assert_eq!(written(&rig.log), b"a\nb:filled\nc\n");
+    assert_eq!(rig.queue.progress().unwrap().queued_bytes, 0);
+}

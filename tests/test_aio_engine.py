@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -340,4 +341,65 @@ asyncio.run(main())
 def test_a_forked_childs_inherited_writer_fails_at_once(tmp_path):
     codes = json.loads(run_script(FORK_SCRIPT, str(tmp_path), timeout=120))
     assert codes == [0] * 20
+    assert kinds(tmp_path / "s.jsonl") == ["header", "chunk", "trailer"]
+
+
+# One awrite_chunks of 64 records of 1 Mi characters: the case issue 17
+# measured holding the loop 200-290 ms when all of it was escaped on the loop.
+LONG_TEXTS = {
+    "ascii": "a" * (1 << 20),
+    "latin1": 'é"\n' * (1 << 18),
+    "bmp": "世\\" * (1 << 19),
+    "astral": "😀" * (1 << 20),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LONG_TEXTS))
+def test_long_strings_are_escaped_off_the_loop_and_captured_at_call_time(tmp_path, kind):
+    from sessionwal._native import encode_record
+
+    text = LONG_TEXTS[kind]
+    payloads = [{"i": i, "out": text} for i in range(64)]
+    items = [(i, ChunkRow("tool", p)) for i, p in enumerate(payloads)]
+
+    async def main() -> float:
+        writer = AsyncSessionWriter(Session(id="s"), path=tmp_path / "s.jsonl", sync="never")
+        start = time.perf_counter()
+        pending = writer.awrite_chunks(items)
+        held = time.perf_counter() - start
+        for p in payloads:  # mutating the payload afterwards changes nothing
+            p["out"] = "changed"
+        await pending
+        await writer.aclose()
+        return held
+
+    held = asyncio.run(main())
+    # The same records fully escaped on this thread: what the loop used to pay.
+    start = time.perf_counter()
+    expected = [
+        encode_record(sessionwal.build_chunk_record(i, ChunkRow("tool", {"i": i, "out": text})))
+        for i in range(64)
+    ]
+    escaping = time.perf_counter() - start
+    assert held < escaping / 3, (held, escaping)
+    lines = (tmp_path / "s.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines[1:-1] == expected
+
+
+def test_a_lone_surrogate_in_a_long_string_raises_at_call_time(tmp_path):
+    bad = "世" * 10_000 + "\udc80"
+
+    async def main() -> None:
+        writer = AsyncSessionWriter(Session(id="s"), path=tmp_path / "s.jsonl")
+        for call in (
+            lambda: writer.awrite_chunk(0, ChunkRow("tool", {"out": bad})),
+            lambda: writer.awrite_chunks([(0, row(0)), (1, ChunkRow("tool", {"out": bad}))]),
+        ):
+            with pytest.raises(UnicodeEncodeError):
+                call()
+        assert writer.chunks_submitted == 0
+        await writer.awrite_chunk(0, row(0))
+        await writer.aclose()
+
+    asyncio.run(main())
     assert kinds(tmp_path / "s.jsonl") == ["header", "chunk", "trailer"]

@@ -12,25 +12,26 @@
 //! threshold.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyUnicodeEncodeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::batch::encode_batch;
 use super::encoding::{encode_record_into, with_scratch, ChunkEncoder};
 use super::errors::to_pyerr;
 use super::session::begin_open;
 use crate::doorbell::{Doorbell, Ringer};
+use crate::encode::defer::{self, Deferred as DeferredText};
 use crate::engine;
 use crate::error::{Result as WalResult, WalError};
 use crate::file::WalFile;
-use crate::queue::{Finish, Limits, Progress, Submitted, WriteQueue};
+use crate::queue::{Deferred, Fill, Finish, Limits, Progress, Submitted, WriteQueue};
 use crate::sync_mode::SyncMode;
 
 /// How long an idle I/O thread, woken by a record nobody waits on, waits for
@@ -43,6 +44,35 @@ const LINGER: Duration = Duration::from_micros(200);
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Long strings whose text an I/O thread has written: their references are
+/// released by the loop thread on its next call (attached), never by an
+/// I/O thread, which does not hold the interpreter.
+static RELEASED: Mutex<Vec<DeferredText>> = Mutex::new(Vec::new());
+static ANY_RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Hands the strings of a written submission back for release.
+struct Parked(Option<DeferredText>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(text) = self.0.take() {
+            RELEASED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(text);
+            ANY_RELEASED.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Drops (attached: decrefs) what the I/O threads are done with.
+fn release_written(_py: Python<'_>) {
+    if ANY_RELEASED.swap(false, Ordering::Acquire) {
+        let done = std::mem::take(&mut *RELEASED.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(done);
+    }
+}
 
 /// An event loop's doorbell (see `doorbell.rs`): the one descriptor the loop
 /// watches for every asyncio writer it owns.
@@ -188,6 +218,42 @@ impl NativeAsyncWriter {
         self.with_queue(py, |q| q.submit(lines, chunks, || self.closed_error()))
     }
 
+    /// Submits `lines`, whose long strings `text` left out (see
+    /// `encode::defer`): an I/O thread escapes them into place just before
+    /// the write, so a large batch holds the loop only for the walk over
+    /// its records. Only immutable str contents are left for later, so the
+    /// payload is still captured at call time. None when a left-out string
+    /// holds a lone surrogate, found now rather than after acknowledging:
+    /// the caller encodes again without deferral, which raises exactly what
+    /// the pure writer raises.
+    fn submit_deferred(
+        &self,
+        py: Python<'_>,
+        lines: &[u8],
+        chunks: u64,
+        text: DeferredText,
+    ) -> PyResult<Option<Submitted>> {
+        if text.is_empty() {
+            return self.submit(py, lines, chunks).map(Some);
+        }
+        if py.detach(|| text.has_lone_surrogate()) {
+            return Ok(None);
+        }
+        let extra_bytes = text.text_len();
+        let parked = Parked(Some(text));
+        let fill: Fill = Box::new(move |holes: &[u8], out: &mut Vec<u8>| {
+            if let Some(text) = &parked.0 {
+                // Cannot fail: lone surrogates were looked for above.
+                let _ = text.splice_into(holes, out);
+            }
+        });
+        let deferred = Deferred { extra_bytes, fill };
+        self.with_queue(py, |q| {
+            q.submit_with(lines, chunks, Some(deferred), || self.closed_error())
+        })
+        .map(Some)
+    }
+
     /// What the caller awaits for a submission.
     fn acknowledge<'py>(
         slf: &Bound<'py, Self>,
@@ -322,7 +388,15 @@ impl NativeAsyncWriter {
         let py = slf.py();
         let this = slf.get();
         this.check_loop(py)?;
+        release_written(py);
         let submitted = with_scratch(|buf| {
+            let ((), text) = defer::collect(buf, |buf| {
+                this.chunks.encode_chunk_into(py, buf, index, row)
+            })?;
+            if let Some(submitted) = this.submit_deferred(py, buf, 1, text)? {
+                return Ok(submitted);
+            }
+            buf.clear();
             this.chunks.encode_chunk_into(py, buf, index, row)?;
             this.submit(py, buf, 1)
         })?;
@@ -338,11 +412,36 @@ impl NativeAsyncWriter {
         let py = slf.py();
         let this = slf.get();
         this.check_loop(py)?;
+        release_written(py);
+        // Only a list or tuple can be encoded a second time, which a lone
+        // surrogate in a left-out string needs (as in the sync writer).
+        let again =
+            items.is_exact_instance_of::<PyList>() || items.is_exact_instance_of::<PyTuple>();
         let submitted = with_scratch(|buf| {
-            let count = encode_batch(py, &this.chunks, buf, items)?;
+            let (count, text) = if again {
+                match defer::collect(buf, |buf| encode_batch(py, &this.chunks, buf, items)) {
+                    Ok(encoded) => encoded,
+                    // The error's position counts the batch's text, which the
+                    // left-out strings are missing from: encode again in full.
+                    Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(py) => {
+                        buf.clear();
+                        let count = encode_batch(py, &this.chunks, buf, items)?;
+                        (count, DeferredText::default())
+                    }
+                    Err(err) => return Err(err),
+                }
+            } else {
+                let count = encode_batch(py, &this.chunks, buf, items)?;
+                (count, DeferredText::default())
+            };
             if count == 0 {
                 return Ok(None);
             }
+            if let Some(submitted) = this.submit_deferred(py, buf, count, text)? {
+                return Ok(Some(submitted));
+            }
+            buf.clear();
+            let count = encode_batch(py, &this.chunks, buf, items)?;
             this.submit(py, buf, count).map(Some)
         })?;
         match submitted {
