@@ -68,7 +68,8 @@ impl Drop for Parked {
 
 /// Drops (attached: decrefs) what the I/O threads are done with.
 fn release_written(_py: Python<'_>) {
-    if ANY_RELEASED.swap(false, Ordering::Acquire) {
+    // A plain load first: the common case (nothing to release) stays a read.
+    if ANY_RELEASED.load(Ordering::Relaxed) && ANY_RELEASED.swap(false, Ordering::Acquire) {
         let done = std::mem::take(&mut *RELEASED.lock().unwrap_or_else(|p| p.into_inner()));
         drop(done);
     }
