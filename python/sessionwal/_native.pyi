@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Callable, Iterable
 from os import PathLike
-from typing import Any
+from typing import Any, final
 
 from typing_extensions import disjoint_base
 
@@ -106,7 +106,7 @@ class NativeAsyncWriter:
     @property
     def closed(self) -> bool: ...
 
-@disjoint_base
+@final
 class NativeDoorbell:
     """One event loop's doorbell: the descriptor it watches for all its asyncio writers."""
 
