@@ -197,11 +197,39 @@ asyncio.run(main())
 """
 
 
-def measure_open(workdir: Path, n: int, rounds: int = 3) -> dict[str, float]:
-    """µs per open (header written) and RSS per idle open writer, sync and aio.
+OPEN_PROBE = r"""
+import asyncio, json, statistics, sys, time
+from pathlib import Path
+import sessionwal
+from sessionwal import Session
+from sessionwal.aio import AsyncSessionWriter
 
-    Each in a fresh interpreter, so memory freed by earlier runs does not
-    hide what the writers take; the median of ``rounds``.
+n, d = int(sys.argv[1]), Path(sys.argv[2])
+
+async def main():
+    kept = [AsyncSessionWriter(Session(id="first"), path=d / "first.jsonl")]
+    times = {"aio": [], "sync": []}
+    for k in range(n):  # alternating, so both see the same machine
+        for kind, cls in (("aio", AsyncSessionWriter), ("sync", sessionwal.SessionWriter)):
+            start = time.perf_counter_ns()
+            kept.append(cls(Session(id=f"{kind}{k}"), path=d / f"{kind}{k}.jsonl"))
+            times[kind].append(time.perf_counter_ns() - start)
+    for w in kept:
+        if isinstance(w, AsyncSessionWriter):
+            await w.abandon()
+        else:
+            w.abandon()
+    print(json.dumps({f"{kind} open_us": statistics.median(t) / 1000 for kind, t in times.items()}))
+
+asyncio.run(main())
+"""
+
+
+def measure_open(workdir: Path, n: int, rounds: int = 3) -> dict[str, float]:
+    """µs per open (header written; paired, alternating, in one fresh
+    interpreter) and RSS per idle open writer (sync and aio each in a fresh
+    interpreter, so memory freed by earlier runs does not hide what the
+    writers take); medians.
     """
     results: dict[str, list[float]] = {}
     for _ in range(rounds):
@@ -214,10 +242,18 @@ def measure_open(workdir: Path, n: int, rounds: int = 3) -> dict[str, float]:
                 text=True,
                 check=True,
             ).stdout
-            for key, value in json.loads(out).items():
-                results.setdefault(f"{kind} {key}", []).append(value)
+            results.setdefault(f"{kind} idle_kib", []).append(json.loads(out)["idle_kib"])
             shutil.rmtree(d)
-    return medians(results)
+    d = workdir / "open-paired"
+    d.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN_PROBE, str(min(n, 600)), str(d)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    shutil.rmtree(d)
+    return {**medians(results), **json.loads(out)}
 
 
 def run_fanout(
