@@ -324,5 +324,5 @@ def print_fanout(report: dict[str, Any]) -> None:
     print(
         f"open: aio {o['aio open_us']:.0f} µs, sync {o['sync open_us']:.0f} µs; "
         f"RSS per idle writer: aio {o['aio idle_kib']:.1f} KiB, sync {o['sync idle_kib']:.1f} KiB "
-        f"(+ one descriptor each); {report['io_threads']} I/O threads"
+        f"(+ one descriptor each); {report['io_threads'][0]} I/O threads"
     )

@@ -34,7 +34,7 @@ fn counted(name: usize, turns: usize, log: &Arc<Mutex<Vec<usize>>>) -> Arc<Count
 
 #[test]
 fn turns_are_round_robin_on_one_thread() {
-    let engine = Engine::start(1, Duration::ZERO).unwrap();
+    let engine = Pool::start("test", 1, true, Duration::ZERO).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     // Hold the only thread inside a first job while the others queue up.
     let (release, gate) = mpsc::channel();
@@ -53,7 +53,7 @@ fn turns_are_round_robin_on_one_thread() {
 fn a_job_held_in_its_turn_stops_one_thread_only() {
     // The fairness bound with a slow disk: one writer stuck in an fdatasync
     // holds its thread; the other threads keep serving everyone else.
-    let engine = Engine::start(2, Duration::ZERO).unwrap();
+    let engine = Pool::start("test", 2, true, Duration::ZERO).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let (release, gate) = mpsc::channel();
     let slow = counted(1000, 1, &log);
@@ -76,7 +76,7 @@ fn a_job_held_in_its_turn_stops_one_thread_only() {
 
 #[test]
 fn drain_waits_for_queued_and_running_turns() {
-    let engine = Engine::start(2, Duration::from_millis(50)).unwrap();
+    let engine = Pool::start("test", 2, true, Duration::from_millis(50)).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     for name in 0..50 {
         engine.schedule(counted(name, 4, &log), false);
@@ -87,7 +87,7 @@ fn drain_waits_for_queued_and_running_turns() {
 
 #[test]
 fn a_lingering_thread_runs_an_urgent_job_at_once() {
-    let engine = Engine::start(1, Duration::from_secs(3600)).unwrap();
+    let engine = Pool::start("test", 1, true, Duration::from_secs(3600)).unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     // Lingering is for a thread woken from idle: let it go idle first.
     std::thread::sleep(Duration::from_millis(20));
@@ -107,5 +107,54 @@ fn a_lingering_thread_runs_an_urgent_job_at_once() {
 
 #[test]
 fn configured_threads_must_be_positive() {
-    assert!(configure_threads(0).is_err());
+    assert!(configure_threads(0, None).is_err());
+    assert!(configure_threads(2, Some(0)).is_err());
+}
+
+#[test]
+fn a_lazy_pool_starts_threads_on_demand_up_to_its_bound() {
+    let pool = Pool::start("test", 3, false, Duration::ZERO).unwrap();
+    assert_eq!(pool.threads(), 0);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // Jobs held in their turn, like writers waiting for fdatasync: each new
+    // one finds no idle thread and starts one, up to the bound.
+    let mut releases = Vec::new();
+    for name in 0..6 {
+        let (release, gate) = mpsc::channel();
+        let job = counted(name, 1, &log);
+        *job.gate.lock().unwrap() = Some(gate);
+        releases.push(release);
+        pool.schedule(job, true);
+    }
+    assert_eq!(pool.threads(), 3);
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    pool.drain();
+    assert_eq!(log.lock().unwrap().len(), 6);
+    assert_eq!(pool.threads(), 3);
+}
+
+#[test]
+fn durable_jobs_run_on_their_own_pool() {
+    let engine = Engine::start(1, 4, Duration::ZERO).unwrap();
+    assert_eq!(engine.threads(), (1, 0));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The only write thread is held: a durable job still runs.
+    let (release, gate) = mpsc::channel();
+    let held = counted(0, 1, &log);
+    *held.gate.lock().unwrap() = Some(gate);
+    engine.schedule(held, true, false);
+    engine.schedule(counted(1, 1, &log), true, true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log.lock().unwrap().contains(&1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the durable job waited for the write pool"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(engine.threads(), (1, 1));
+    release.send(()).unwrap();
+    engine.drain();
 }

@@ -157,6 +157,9 @@ struct Shared {
     sink: Mutex<Box<dyn Sink>>,
     notify: Arc<dyn Notify>,
     engine: Engine,
+    /// Every turn ends in an fdatasync (`sync="always"`): the engine's
+    /// durable pool runs it.
+    durable: bool,
     /// Signalled when the queue finished (for `join`).
     done: Condvar,
 }
@@ -183,12 +186,14 @@ pub struct WriteQueue {
 }
 
 impl WriteQueue {
-    /// A queue whose records `engine`'s threads write to `sink`.
+    /// A queue whose records `engine`'s threads write to `sink`; `durable`
+    /// when every append of `sink` ends in an fdatasync.
     pub fn start(
         engine: Engine,
         sink: Box<dyn Sink>,
         notify: Arc<dyn Notify>,
         limits: Limits,
+        durable: bool,
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -216,6 +221,7 @@ impl WriteQueue {
             sink: Mutex::new(sink),
             notify,
             engine,
+            durable,
             done: Condvar::new(),
         });
         WriteQueue {
@@ -419,7 +425,7 @@ fn schedule(shared: &Arc<Shared>, st: &mut State) {
         st.hurried = urgent;
         shared
             .engine
-            .schedule(Arc::clone(shared) as Arc<dyn Job>, urgent);
+            .schedule(Arc::clone(shared) as Arc<dyn Job>, urgent, shared.durable);
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE
-        .get_or_init(|| Engine::start(2, Duration::ZERO).unwrap())
+        .get_or_init(|| Engine::start(2, 2, Duration::ZERO).unwrap())
         .clone()
 }
 
@@ -80,7 +80,7 @@ fn rig(limits: Limits, fail_at: Option<usize>) -> Rig {
         gate: None,
         entered: None,
     };
-    let queue = WriteQueue::start(engine(), Box::new(sink), notified.clone(), limits);
+    let queue = WriteQueue::start(engine(), Box::new(sink), notified.clone(), limits, false);
     Rig {
         queue,
         log,
@@ -243,7 +243,13 @@ fn batches_coalesce_while_a_write_is_in_flight() {
         gate: Some(gate),
         entered: Some(entered_tx),
     };
-    let queue = WriteQueue::start(engine(), Box::new(sink), Arc::new(Count::default()), ROOMY);
+    let queue = WriteQueue::start(
+        engine(),
+        Box::new(sink),
+        Arc::new(Count::default()),
+        ROOMY,
+        false,
+    );
     queue.submit(b"first\n", 1, closed).unwrap();
     entered.recv().unwrap();
     for i in 0..10 {
@@ -270,10 +276,16 @@ fn lingering_rig(log: &Arc<Mutex<Log>>) -> WriteQueue {
         entered: None,
     };
     // Its own engine: another test's waiter would cut a shared engine's linger short.
-    let engine = Engine::start(1, Duration::from_secs(3600)).unwrap();
+    let engine = Engine::start(1, 1, Duration::from_secs(3600)).unwrap();
     // Lingering is for a thread woken from idle: let it go idle first.
     std::thread::sleep(Duration::from_millis(20));
-    WriteQueue::start(engine, Box::new(sink), Arc::new(Count::default()), ROOMY)
+    WriteQueue::start(
+        engine,
+        Box::new(sink),
+        Arc::new(Count::default()),
+        ROOMY,
+        false,
+    )
 }
 
 fn wait_for(what: impl Fn() -> bool) {
@@ -347,7 +359,13 @@ fn dropping_an_unfinished_queue_still_writes_what_it_admitted() {
         gate: None,
         entered: None,
     };
-    let queue = WriteQueue::start(engine(), Box::new(sink), Arc::new(Count::default()), ROOMY);
+    let queue = WriteQueue::start(
+        engine(),
+        Box::new(sink),
+        Arc::new(Count::default()),
+        ROOMY,
+        false,
+    );
     queue.submit(b"kept\n", 1, closed).unwrap();
     drop(queue);
     for _ in 0..5000 {

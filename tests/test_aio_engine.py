@@ -75,7 +75,8 @@ def test_threads_stay_fixed_while_writers_come_and_go(tmp_path):
 
     with_engine, with_many = asyncio.run(main())
     assert with_many == with_engine
-    assert sessionwal.aio.io_threads() >= 1
+    writes, syncs = sessionwal.aio.io_threads()
+    assert writes >= 1 and syncs >= 1
     for n in range(200):
         indexes = [json.loads(line).get("index") for line in read_lines(tmp_path / f"s{n}.jsonl")]
         assert indexes[1:-1] == list(range(n, 2000, 200))
@@ -90,6 +91,32 @@ def test_the_thread_count_is_fixed_once_the_engine_runs(tmp_path):
         sessionwal.aio.set_io_threads(3)
     with pytest.raises(RuntimeError, match="at least one"):
         sessionwal.aio.set_io_threads(0)
+    with pytest.raises(RuntimeError, match="at least one"):
+        sessionwal.aio.set_io_threads(2, syncs=0)
+
+
+def test_durable_writers_get_threads_on_demand_up_to_a_bound(tmp_path):
+    async def main() -> tuple[int, int]:
+        writers = [
+            AsyncSessionWriter(Session(id=f"s{n}"), path=tmp_path / f"s{n}.jsonl", sync="always")
+            for n in range(40)
+        ]
+        before = threads_now()
+
+        async def produce(writer: AsyncSessionWriter) -> None:
+            for i in range(5):
+                await writer.awrite_chunk(i, row(i))
+
+        await asyncio.gather(*(produce(w) for w in writers))
+        during = threads_now()
+        await asyncio.gather(*(w.aclose() for w in writers))
+        return before, during
+
+    before, during = asyncio.run(main())
+    _, syncs = sessionwal.aio.io_threads()
+    assert during <= before + syncs  # 40 durable writers, at most `syncs` more threads
+    for n in range(40):
+        assert kinds(tmp_path / f"s{n}.jsonl") == ["header"] + ["chunk"] * 5 + ["trailer"]
 
 
 def test_dropped_writers_are_released_with_a_resource_warning(tmp_path):

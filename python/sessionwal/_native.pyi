@@ -115,11 +115,11 @@ class NativeDoorbell:
     def fd(self) -> int: ...
     def take(self) -> list[int]: ...
 
-def io_threads() -> int:
-    """How many I/O threads serve every asyncio writer of the process."""
+def io_threads() -> tuple[int, int]:
+    """(write threads, most threads for ``sync="always"`` writers) of the asyncio engine."""
 
-def set_io_threads(threads: int) -> None:
-    """Set the number of I/O threads; only before the first asyncio writer opens."""
+def set_io_threads(threads: int, syncs: int | None = None) -> None:
+    """Set the engine's thread counts; only before the first asyncio writer opens."""
 
 def drain_io() -> None:
     """Wait until every record queued by an asyncio writer reached the OS."""

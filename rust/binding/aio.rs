@@ -103,16 +103,20 @@ impl NativeDoorbell {
     }
 }
 
-/// How many I/O threads serve every asyncio writer of the process.
+/// How many threads serve every asyncio writer of the process: (write
+/// threads, the most threads for `sync="always"` writers).
 #[pyfunction]
-pub fn io_threads() -> PyResult<usize> {
-    Ok(engine::threads()?)
+pub fn io_threads() -> PyResult<(usize, usize)> {
+    let threads = engine::threads()?;
+    Ok((threads.writes, threads.syncs))
 }
 
-/// Sets the number of I/O threads; only before the first writer opens.
+/// Sets the number of write threads (and, with `syncs`, the most threads for
+/// `sync="always"` writers); only before the first writer opens.
 #[pyfunction]
-pub fn set_io_threads(threads: usize) -> PyResult<()> {
-    engine::configure_threads(threads).map_err(PyRuntimeError::new_err)
+#[pyo3(signature = (threads, syncs=None))]
+pub fn set_io_threads(threads: usize, syncs: Option<usize>) -> PyResult<()> {
+    engine::configure_threads(threads, syncs).map_err(PyRuntimeError::new_err)
 }
 
 /// Waits, detached, until the I/O threads have nothing queued or running:
@@ -366,7 +370,8 @@ impl NativeAsyncWriter {
             max_chunks,
             max_bytes,
         };
-        let queue = WriteQueue::start(engine, Box::new(wal), ringer, limits);
+        let durable = self.durable_each.get().copied().unwrap_or(false);
+        let queue = WriteQueue::start(engine, Box::new(wal), ringer, limits, durable);
         let _ = self.ready.set(ready);
         let _ = self.event_loop.set(event_loop);
         let _ = self.queue.set(queue);
