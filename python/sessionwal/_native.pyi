@@ -124,7 +124,13 @@ def set_io_threads(threads: int, syncs: int | None = None) -> None:
 def drain_io() -> None:
     """Wait until every record queued by an asyncio writer reached the OS."""
 
-def scan(source: bytes | str | PathLike[str], *, validate: bool = False) -> dict[str, Any]:
+def scan(
+    source: bytes | str | PathLike[str],
+    *,
+    validate: bool = False,
+    max_line: int = ...,
+    on_event: Callable[[int, str, bytes], object] | None = None,
+) -> dict[str, Any]:
     """Scans a session file (a path, read without the GIL) or its bytes.
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
