@@ -82,6 +82,31 @@ def test_threads_stay_fixed_while_writers_come_and_go(tmp_path):
         assert indexes[1:-1] == list(range(n, 2000, 200))
 
 
+def test_interval_writers_add_no_thread_per_writer(tmp_path):
+    async def main() -> tuple[int, int]:
+        first = AsyncSessionWriter(Session(id="first"), path=tmp_path / "first.jsonl")
+        await first.aclose()
+        before = threads_now()
+        writers = [
+            AsyncSessionWriter(
+                Session(id=f"s{n}"),
+                path=tmp_path / f"s{n}.jsonl",
+                sync="interval",
+                sync_interval=0.01,
+            )
+            for n in range(100)
+        ]
+        for i in range(500):
+            await writers[i % 100].awrite_chunk(i, row(i))
+        await asyncio.gather(*(w.flush() for w in writers))
+        during = threads_now()
+        await asyncio.gather(*(w.aclose() for w in writers))
+        return before, during
+
+    before, during = asyncio.run(main())
+    assert during <= before + 1 + 8  # the shared interval syncer's bound, not 100
+
+
 def test_the_thread_count_is_fixed_once_the_engine_runs(tmp_path):
     async def main() -> None:
         await AsyncSessionWriter(Session(id="s"), path=tmp_path / "s.jsonl").aclose()
