@@ -6,6 +6,8 @@ a fresh virtual environment and runs from a directory without ``python/``).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,3 +66,31 @@ def make_session(session_id: str = "session-1", **fields: object) -> sessionwal.
 
 def read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def nested_lists(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@functools.cache
+def depth_json_dumps_refuses() -> int:
+    """A nesting depth (a power of two) at which this interpreter's json.dumps
+    raises RecursionError.
+
+    Each CPython draws that line elsewhere: 3.11 at sys.getrecursionlimit()
+    (1000 by default), 3.12 at a separate C limit (about 1,500), 3.13 at another
+    (about 10,000). Tests that need a value too deep to encode ask the running
+    interpreter rather than assume one version's number; twice this depth is
+    well past the line wherever the stack the test runs on happens to be.
+    """
+    depth = 64
+    while depth <= 1 << 20:
+        try:
+            json.dumps(nested_lists(depth))
+        except RecursionError:
+            return depth
+        depth *= 2
+    raise AssertionError(f"json.dumps encoded {depth // 2} nested lists: no depth limit found")
