@@ -9,7 +9,7 @@ help: ## list the targets
 
 venv: ## create .venv with the build and test tools
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q "maturin>=1.9.4,<2" ruff pytest hypothesis pytest-timeout
+	$(VENV)/bin/pip install -q "maturin>=1.9.4,<2" ruff pytest hypothesis pytest-timeout pyyaml
 
 dev: venv ## build the extension in release mode into .venv (editable)
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release

@@ -20,11 +20,16 @@ import sessionwal.pure
 import sessionwal.records
 
 # Profiles picked by HYPOTHESIS_PROFILE: "dev" for quick local runs, "ci" (the
-# default) for thousands of examples in CI, "long" for soak-style runs.
+# default) for thousands of examples in CI, "ci-light" for CI's other
+# interpreters, "long" for soak-style runs.
 settings.register_profile(
     "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
+# .ci/run on each interpreter after the first: the same tests, fewer examples.
+settings.register_profile(
+    "ci-light", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile(
     "long", max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck)
 )
