@@ -13,15 +13,16 @@ Beyond the seed it accepts ``sync=`` (durability, see the README) and
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from sessionwal import files
 from sessionwal._base import WriterBase, check_sync_mode
 from sessionwal.errors import PersistenceError
 
@@ -45,12 +46,14 @@ class SessionWriter(WriterBase):
     __slots__ = (
         "_chunks_written",
         "_closed",
+        "_closing",
         "_file",
         "_final_path",
         "_last_sync",
         "_partial_path",
         "_sandbox_handle_id",
         "_session",
+        "_state_lock",
         "_sync",
         "_sync_interval",
     )
@@ -74,6 +77,9 @@ class SessionWriter(WriterBase):
         self._file: IO[str] | None = None
         self._chunks_written = 0
         self._closed = False
+        # close() has begun: a racing abandon() is a no-op from here.
+        self._closing = False
+        self._state_lock = threading.Lock()
         self._open()
         try:
             self._write_record(self.build_header(session, sandbox_handle_id=sandbox_handle_id))
@@ -112,10 +118,13 @@ class SessionWriter(WriterBase):
     def close(self) -> None:
         """Write the trailer and atomically rename ``__partial__`` to the final name.
 
-        Idempotent.
+        Idempotent. Once it has begun, a racing :meth:`abandon` is a no-op: this
+        close finishes or raises.
         """
-        if self._closed:
-            return
+        with self._state_lock:
+            if self._closed or self._closing:
+                return
+            self._closing = True
         try:
             if self._file is not None:
                 trailer = self.build_trailer(self._session, final_chunk_count=self._chunks_written)
@@ -130,14 +139,18 @@ class SessionWriter(WriterBase):
         except FileNotFoundError:
             return
         if self._sync != "never":
-            _fsync_directory(self._final_path.parent)
+            files.fsync_dir(self._final_path.parent)
 
     def abandon(self) -> None:
-        """Release the file without a trailer or rename; the ``__partial__`` file stays."""
-        if self._closed:
-            return
+        """Release the file without a trailer or rename; the ``__partial__`` file stays.
+
+        A no-op once :meth:`close` has begun.
+        """
+        with self._state_lock:
+            if self._closed or self._closing:
+                return
+            self._closed = True
         self._release()
-        self._closed = True
 
     def __del__(self) -> None:
         # A writer dropped unclosed (a runtime giving up after a record it
@@ -163,13 +176,13 @@ class SessionWriter(WriterBase):
         existed = self._partial_path.exists()
         file = self._partial_path.open("a", encoding="utf-8")
         try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.close()
-            raise _lock_conflict(self._partial_path) from None
+            locked = files.lock_for_writing(file.fileno())
         except BaseException:
             file.close()
             raise
+        if not locked:
+            file.close()
+            raise _lock_conflict(self._partial_path)
         self._file = file
         if not existed:
             os.chmod(self._partial_path, 0o600)
@@ -191,16 +204,8 @@ class SessionWriter(WriterBase):
         if self._file is None:
             return
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            files.unlock(self._file.fileno())
             self._file.close()
         except OSError:  # pragma: no cover - racing filesystem
             logger.exception("failed to close persisted session file %s", self._partial_path)
         self._file = None
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
