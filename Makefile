@@ -37,7 +37,7 @@ fmt: ## format Rust and Python sources
 wheels: ## release wheels (manylinux_2_17 x86_64, one per CPython found) and the sdist into dist/
 	bash .ci/wheels dist
 
-ci: ## what CI runs: wheel into a fresh venv, tests, cargo test, linters
+ci: ## what CI runs: each wheel in a fresh venv on its CPython, tests, cargo test, linters
 	bash .ci/run
 
 clean: ## remove build outputs
