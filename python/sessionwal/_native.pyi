@@ -96,7 +96,13 @@ class NativeAsyncWriter:
     @property
     def closed(self) -> bool: ...
 
-def scan(source: bytes | str | PathLike[str], *, validate: bool = False) -> dict[str, Any]:
+def scan(
+    source: bytes | str | PathLike[str],
+    *,
+    validate: bool = False,
+    max_line: int = ...,
+    on_event: Callable[[int, str, bytes], object] | None = None,
+) -> dict[str, Any]:
     """Scans a session file (a path, read without the GIL) or its bytes.
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
