@@ -151,6 +151,15 @@ def test_state_words_are_one_spelling():
     assert [s.exit_code for s in SessionState] == [0, 1, 1, 2, 2]
 
 
+def test_a_state_prints_as_its_word(tmp_path):
+    # SessionInfo.state was the plain string "in_flight" before it became an
+    # enum; code that prints or formats it must still get that word.
+    with sessionwal.SessionWriter(make_session("s"), path=tmp_path / "s.jsonl"):
+        (info,) = list_sessions(tmp_path)
+        assert (str(info.state), f"{info.state}") == ("in_flight", "in_flight")
+        assert json.dumps({"state": info.state}) == '{"state": "in_flight"}'
+
+
 # ------------------------------------------------------------------ names
 
 

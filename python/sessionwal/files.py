@@ -514,8 +514,12 @@ def lock_unless_written(
 # ------------------------------------------------------------------ the verdict
 
 
-class SessionState(str, enum.Enum):
-    """What a session file is. The value is the word APIs and ``--json`` use."""
+class SessionState(enum.StrEnum):
+    """What a session file is. The value is the word APIs and ``--json`` use.
+
+    A ``StrEnum``, so ``str()`` and f-strings give that word (``in_flight``),
+    as the plain strings ``SessionInfo.state`` held before it became an enum did.
+    """
 
     #: Final name, a trailer last, and as many chunks as the trailer says.
     CLOSED = "closed"
