@@ -364,6 +364,21 @@ def test_tail_follows_a_live_session_through_the_rename(writer_cls):
     assert writer.path.exists()
 
 
+def test_tail_follows_a_reopened_id_not_its_earlier_closed_session(writer_cls):
+    closed_session(writer_cls, "again", rows=ROWS[:1])
+    writer = writer_cls(make_session("again"))  # the id reopened: a new partial file
+    writer.write_chunk(0, ROWS[2])
+    with popen("tail", "-f", "again", "--json", "--poll", "0.02", "--timeout", "60") as proc:
+        assert json.loads(proc.stdout.readline())["record_type"] == "header"
+        assert json.loads(proc.stdout.readline())["payload"] == ROWS[2].payload
+        writer.write_chunk(1, ROWS[1])
+        assert json.loads(proc.stdout.readline())["payload"] == ROWS[1].payload
+        writer.close()
+        assert json.loads(proc.stdout.readline())["final_chunk_count"] == 2
+        assert proc.wait(timeout=60) == 0
+    assert run("tail", "again", "--json").stdout.count('"record_type": "chunk"') == 2
+
+
 def test_tail_stops_when_the_writer_lets_go(writer_cls):
     writer = writer_cls(make_session("gone"))
     with popen("tail", "-f", "gone", "--json", "--poll", "0.02", "--timeout", "60") as proc:

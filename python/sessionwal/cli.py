@@ -251,7 +251,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    path = _resolve(args.target, _sessions_dir(args))
+    # An id with both files is an earlier session closed under it and a newer
+    # one reopened since (in flight, or crashed): tail the newer, the partial.
+    path = _resolve(args.target, _sessions_dir(args), prefer_partial=True)
     with Follower(path, poll_interval=args.poll, timeout=args.timeout) as follower:
         # What is there already: the header (line 1), the last `--lines`
         # chunks, and the trailer (last) if any; only those stay in memory.
