@@ -95,6 +95,19 @@ def test_usage_errors_exit_2(args):
     assert result.returncode == 2 and "usage: sessionwal" in result.stderr
 
 
+@pytest.mark.parametrize("setting", ["1e6", "0", "256M"])
+def test_a_bad_line_limit_setting_exits_2_not_1(writer_cls, monkeypatch, setting):
+    # verify's 1 means "in flight or crashed": a traceback's 1 would say that.
+    path = closed_session(writer_cls, "s")
+    monkeypatch.setenv("SESSIONWAL_MAX_LINE_BYTES", setting)
+    result = run("verify", path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "sessionwal: SESSIONWAL_MAX_LINE_BYTES must be a positive number of bytes, "
+        f"not '{setting}'\n"
+    )
+
+
 def test_bench_hands_its_arguments_to_the_benchmark(monkeypatch):
     seen = []
     monkeypatch.setattr(sessionwal.bench, "main", lambda argv: seen.append(argv) or 3)

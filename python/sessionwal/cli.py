@@ -415,6 +415,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sys.stdout if getattr(args, "json", False) else cast(TextIO, _QuotedLines(sys.stdout))
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
     try:
+        records.max_line_bytes()
+    except ValueError as exc:
+        # A bad setting is a usage error (2), not a traceback's 1 ("in flight").
+        err.write(f"sessionwal: {exc}\n")
+        return EXIT_ERROR
+    try:
         return run(args, out, err)
     except BrokenPipeError:
         # The reader went away (`sessionwal show X | head`): stop quietly, and
