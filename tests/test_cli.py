@@ -276,6 +276,24 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     live.abandon()
 
 
+def test_verify_judges_backups_by_what_they_copy():
+    # `verify ~/.sessionwal/sessions/*.jsonl*` (the README) also names the
+    # backups the library makes; none of them is corrupt.
+    crashed_session(sessionwal.SessionWriter, "b")
+    assert run("repair", "b").returncode == 0
+    closed_session(sessionwal.SessionWriter, "b", rows=ROWS[:1])  # the repaired one kept as ~1~
+    final = sessionwal.session_file("b")
+    result = run("verify", final, f"{final}.~1~", f"{final}.__partial__.bak")
+    assert result.stdout.splitlines() == [
+        f"{final}: ok: closed, 1 chunk",
+        f"{final}.~1~: ok: closed, 3 chunks, recovered by repair; "
+        "an earlier session, kept aside when b.jsonl was closed again",
+        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a torn tail of "
+        f"{len(TORN)} bytes; the original bytes `sessionwal repair` kept of b.jsonl.__partial__",
+    ]
+    assert result.returncode == 1
+
+
 def test_verify_rejects_final_files_that_did_not_close(writer_cls):
     unterminated = crashed_session(writer_cls, "u", tail=b"")
     final = unterminated.with_name("u.jsonl")

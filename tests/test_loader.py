@@ -361,6 +361,31 @@ def test_delete_session_removes_every_file(writer_cls, sessionwal_home):
     assert delete_session("d", missing_ok=True) == []
 
 
+def test_delete_session_removes_the_earlier_sessions_closes_kept(sessionwal_home):
+    # The native writer keeps an earlier closed session of a reopened id as
+    # <id>.jsonl.~N~: deleting the id must not leave that data behind.
+    for _ in range(3):
+        write_session(sessionwal.SessionWriter, None, session_id="d")
+    final = sessionwal.session_file("d")
+    earlier = [final.with_name(f"d.jsonl.~{n}~") for n in (1, 2)]
+    assert sessionwal.files.earlier_sessions_of(final) == earlier
+    others = [final.with_name(name) for name in ("d.jsonl.~01~", "d.jsonl.~1~x", "dd.jsonl.~1~")]
+    for other in others:
+        other.write_bytes(b"")
+    assert sorted(delete_session("d")) == sorted([final, *earlier])
+    assert sorted(sessionwal.sessions_dir().iterdir()) == sorted(others)
+
+
+def test_prune_removes_a_closed_sessions_earlier_sessions(sessionwal_home):
+    now = FIXED_CREATED_AT + timedelta(days=30)
+    for _ in range(2):
+        write_session(sessionwal.SessionWriter, None, session_id="old")
+    gone = [sessionwal.session_file("old"), Path(f"{sessionwal.session_file('old')}.~1~")]
+    assert sorted(prune_sessions(timedelta(days=7), now=now, dry_run=True)) == sorted(gone)
+    assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(gone)
+    assert list(sessionwal.sessions_dir().iterdir()) == []
+
+
 def test_delete_session_refuses_a_session_in_flight(writer_cls, tmp_path):
     write_session(writer_cls, tmp_path / "s.jsonl")
     live = writer_cls(make_session(), path=tmp_path / "s.jsonl")

@@ -302,7 +302,9 @@ def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
     partial = files.partial_of(final)
     # The partial file first: if a writer holds it, nothing is removed.
     removed = [p for p in (partial, final) if _unlink_unless_written(p)]
-    for backup in files.backups_of(partial):
+    # Copies no writer opens: repair's, and the earlier sessions of this id
+    # that later closes kept aside.
+    for backup in files.backups_of(partial) + files.earlier_sessions_of(final):
         backup.unlink(missing_ok=True)
         removed.append(backup)
     if not removed and not missing_ok:
@@ -313,7 +315,8 @@ def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
 def delete_session(
     session_id: object = None, *, path: Path | str | None = None, missing_ok: bool = False
 ) -> list[Path]:
-    """Removes every file of a session: final, ``__partial__``, and repair backups.
+    """Removes every file of a session: final, ``__partial__``, repair backups, and
+    the earlier sessions of that id kept as ``<id>.jsonl.~N~`` by later closes.
 
     Refuses (:class:`PersistenceError`, nothing removed) while a writer holds
     the partial file. Returns the paths removed; raises ``FileNotFoundError``
@@ -334,8 +337,9 @@ def prune_sessions(
 
     Looks at what :func:`list_sessions` lists (unreadable files are left
     alone: their age is unknown). Sessions in flight are never pruned; closed
-    and crashed ones are, with their repair backups. Returns the paths
-    removed (or that would be, with ``dry_run``).
+    and crashed ones are, with their repair backups and, for a closed one,
+    the earlier (older) sessions of its id kept as ``<id>.jsonl.~N~``.
+    Returns the paths removed (or that would be, with ``dry_run``).
     """
     cutoff = (now if now is not None else datetime.now(UTC)) - older_than
     removed: list[Path] = []
@@ -345,6 +349,8 @@ def prune_sessions(
         # Only this file (the final and the partial file of one id are listed,
         # and aged, separately) and the backups repair kept under its name.
         backups = files.backups_of(files.partial_of(info.path))
+        if not files.is_partial(info.path):
+            backups += files.earlier_sessions_of(info.path)
         if dry_run:
             removed += [info.path, *backups]
             continue
