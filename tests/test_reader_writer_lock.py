@@ -77,3 +77,34 @@ def test_readers_of_a_live_session_never_touch_its_lock(writer_cls, monkeypatch)
         with open(writer.partial_path, "rb") as reader:
             assert files.writer_holds_lock(reader.fileno())
         assert probes == []
+
+
+@pytest.mark.parametrize("tool", ["repair renames it", "delete unlinks it"])
+def test_a_writer_that_waited_on_a_tool_writes_its_own_file(writer_cls, tool):
+    # repair and delete_session hold the lock, then rename or remove the
+    # file. A writer that opened it meanwhile and waited for the lock must
+    # not write into what was renamed (the repaired final file) or removed.
+    partial = crashed_partial(writer_cls, "s")
+    elsewhere = partial.with_name("moved-by-the-tool")
+    holding = threading.Event()
+
+    def hold_then_move() -> None:
+        with files.lock_unless_written(partial) as held:
+            assert held is True
+            holding.set()
+            time.sleep(files.WRITER_LOCK_PATIENCE / 5)
+            if tool == "repair renames it":
+                partial.rename(elsewhere)
+            else:
+                partial.unlink()
+
+    tool_thread = threading.Thread(target=hold_then_move)
+    tool_thread.start()
+    assert holding.wait(5)
+    with writer_cls(make_session("s")) as writer:
+        writer.write_chunk(7, ChunkRow("user", {"n": 7}))
+    tool_thread.join()
+    loaded = sessionwal.load_session("s")
+    assert (loaded.closed, loaded.chunk_indices) == (True, (7,))
+    if tool == "repair renames it":
+        assert [r["record_type"] for r in sessionwal.iter_records(elsewhere)] == ["header", "chunk"]

@@ -408,10 +408,10 @@ def open_regular(path: Path | str) -> IO[bytes]:
     return open(open_regular_fd(path), "rb")
 
 
-def same_file(fd: int, path: Path | str) -> bool:
-    """``path`` names (without following a link) the file open at ``fd``."""
+def same_file(fd: int, path: Path | str, *, follow_symlinks: bool = False) -> bool:
+    """``path`` names (without following a link, unless asked) the file open at ``fd``."""
     try:
-        named = os.stat(path, follow_symlinks=False)
+        named = os.stat(path, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         return False
     ours = os.fstat(fd)
