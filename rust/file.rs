@@ -253,6 +253,15 @@ impl WalFile {
         } else {
             Some(Dir::open(final_parent).map_err(|e| WalError::io_at(e, final_parent))?)
         };
+        if other_dir.is_none() && final_name == self.partial_name {
+            // Hooks that name one file for both: it already has its final
+            // name (the seed's rename onto itself changes nothing either).
+            // Its directory entry, made at open, must survive as a rename's would.
+            if self.sync.syncs_on_close() {
+                self.sync_dir(&self.dir)?;
+            }
+            return Ok(());
+        }
         let final_dir = other_dir.as_ref().unwrap_or(&self.dir);
         match self.install(final_dir, final_name)? {
             Installed::PartialGone => return Ok(()),
