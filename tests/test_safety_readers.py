@@ -6,6 +6,7 @@ another session, and CLI output that cannot drive the terminal
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -341,3 +342,16 @@ def test_delete_removes_a_link_under_the_sessions_name_never_its_target(tmp_path
     assert sorted(p.name for p in removed) == ["d.jsonl", "d.jsonl.__partial__"]
     assert secret.read_bytes() == header("x") + SECRET
     assert not os.path.lexists(tmp_path / "d.jsonl.__partial__")
+
+
+@pytest.mark.timeout(30)
+def test_every_command_gives_one_reason_for_a_link_or_fifo(tmp_path, secret, capsys):
+    sessions = hostile_dir(tmp_path, secret)
+    for name, reason in (("link", os.strerror(errno.ELOOP)), ("fifo", "is not a regular file")):
+        assert cli.main(["verify", str(sessions / f"{name}.jsonl")]) == 2
+        assert cli.main(["show", name, "--dir", str(sessions)]) == 2
+        assert cli.main(["tail", name, "--dir", str(sessions)]) == 2
+        out, err = capsys.readouterr()
+        assert (out + err).count(reason) == 3, out + err
+        # Paths are quoted as the user typed them, not as a Python repr.
+        assert "PosixPath" not in out + err

@@ -112,7 +112,9 @@ def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> P
     except ValueError:
         pass
     for candidate in found:
-        if candidate.is_file():
+        # Whatever is there (a link, a FIFO) is the session's name: the read
+        # refuses it with the reason ls and verify give, not "no session file".
+        if os.path.lexists(candidate):
             return candidate
     raise _Failure(
         f"no session file for '{target}' (neither a file nor a session in '{directory}')"
