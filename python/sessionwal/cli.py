@@ -95,6 +95,16 @@ def _sessions_dir(args: argparse.Namespace) -> Path:
     return Path(args.dir) if args.dir is not None else files.sessions_dir()
 
 
+def _name_exists(path: Path) -> bool:
+    """Something is at ``path`` (not followed). Unlike ``os.path.lexists``, an
+    error other than "not there" (EACCES) propagates: it is the answer to give."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
 def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> Path:
     """A session file from a path, or from an id in ``directory``.
 
@@ -114,7 +124,7 @@ def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> P
     for candidate in found:
         # Whatever is there (a link, a FIFO) is the session's name: the read
         # refuses it with the reason ls and verify give, not "no session file".
-        if os.path.lexists(candidate):
+        if _name_exists(candidate):
             return candidate
     raise _Failure(
         f"no session file for '{target}' (neither a file nor a session in '{directory}')"
