@@ -418,3 +418,22 @@ def test_prune_sessions(writer_cls, sessionwal_home):
     assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(old_files)
     assert sorted(i.id for i in list_sessions()) == ["new", "old-live"]
     live.close()
+
+
+def test_prune_and_delete_go_on_past_a_directory_under_a_backups_name(sessionwal_home, caplog):
+    # A close moves whatever is at the final name aside, a planted directory
+    # included; neither it nor one under a repair backup's name stops a prune.
+    now = FIXED_CREATED_AT + timedelta(days=30)
+    for session_id in ("a", "b"):
+        write_session(sessionwal.SessionWriter, None, session_id=session_id)
+    planted = [
+        Path(f"{sessionwal.session_file('a')}.~1~"),
+        Path(f"{sessionwal.session_partial_file('b')}.bak"),
+    ]
+    for directory in planted:
+        directory.mkdir()
+    assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(
+        [sessionwal.session_file("a"), sessionwal.session_file("b")]
+    )
+    assert sorted(sessionwal.sessions_dir().iterdir()) == sorted(planted)
+    assert caplog.text.count("not removing") == 2

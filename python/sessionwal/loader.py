@@ -298,15 +298,30 @@ def _unlink_unless_written(path: Path) -> bool:
     return True
 
 
+def _remove_copies(paths: list[Path]) -> list[Path]:
+    """Unlinks the backups in ``paths`` (copies no writer opens); returns those removed.
+
+    What cannot be unlinked (a directory planted under a backup's name) is
+    logged and left, so one odd name never stops a delete or prune part-way.
+    """
+    removed = []
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("not removing %s: %s", path, exc)
+            continue
+        removed.append(path)
+    return removed
+
+
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
     partial = files.partial_of(final)
     # The partial file first: if a writer holds it, nothing is removed.
     removed = [p for p in (partial, final) if _unlink_unless_written(p)]
     # Copies no writer opens: repair's, and the earlier sessions of this id
     # that later closes kept aside.
-    for backup in files.backups_of(partial) + files.earlier_sessions_of(final):
-        backup.unlink(missing_ok=True)
-        removed.append(backup)
+    removed += _remove_copies(files.backups_of(partial) + files.earlier_sessions_of(final))
     if not removed and not missing_ok:
         raise FileNotFoundError(errno.ENOENT, "no session file", str(final))
     return removed
@@ -362,7 +377,5 @@ def prune_sessions(
             # or the name was swapped for a link or a FIFO: leave it, go on.
             logger.warning("not pruning %s: %s", info.path, exc)
             continue
-        for backup in backups:
-            backup.unlink(missing_ok=True)
-            removed.append(backup)
+        removed += _remove_copies(backups)
     return removed
