@@ -1,0 +1,271 @@
+"""Replication under load (issue 16): N live sessions of ``chat`` traffic at R chunks/s each.
+
+Two writer processes (runtime processes) write the sessions; one replicator
+process (``sessionwal.replicate.Replicator``, as ``sessionwal replicate`` runs
+it) ships them to ``file://`` or to an S3 endpoint on loopback (moto's
+server, in its own process). Measured:
+
+- lag: from a chunk's write returning (the writer's clock) to the put of the
+  first object covering it returning (the replicator's clock; S3 lists an
+  object once its put returned), p50 and p99;
+- replicator CPU in cores (user + system time over wall time, steady state);
+- bytes uploaded per byte written: live segments, and the consolidation of
+  closed sessions into one object, apart.
+
+    python benches/bench_replicate.py --sessions 50,200 --store file,s3 --duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WRITER = r"""
+import json, os, sys, time
+from pathlib import Path
+from sessionwal import Session, SessionWriter
+from sessionwal.workloads import chat
+
+directory, first, count, rate, duration, out = sys.argv[1:]
+first, count, rate, duration = int(first), int(count), float(rate), float(duration)
+rows = chat(512, seed=first)
+ids = [f"bench-{n:05d}" for n in range(first, first + count)]
+writers = [SessionWriter(Session(id=i), path=Path(directory) / f"{i}.jsonl") for i in ids]
+acks = {i: [] for i in ids}
+period = 1.0 / rate
+start = time.monotonic()
+tick = 0
+while time.monotonic() - start < duration:
+    for n, (sid, writer) in enumerate(zip(ids, writers)):
+        writer.write_chunk(tick, rows[(tick * 7 + n) % len(rows)])
+        acks[sid].append((time.time(), os.stat(writer.partial_path).st_size))
+    tick += 1
+    delay = start + tick * period - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+for writer in writers:
+    writer.close()
+json.dump(acks, open(out, "w"))
+"""
+
+REPLICATOR = r"""
+import json, signal, sys, threading, time
+from sessionwal.replicate import Replicator
+
+url, directory, interval, out = sys.argv[1:]
+events = []
+lock = threading.Lock()
+def shipped(s):
+    with lock:
+        events.append((time.time(), s.session_id, s.kind, s.end))
+replicator = Replicator(url, directory, interval=float(interval), on_shipped=shipped)
+signal.signal(signal.SIGTERM, lambda *a: replicator.stop())
+replicator.run()
+stats = replicator.stats
+json.dump({"events": events, "stats": {k: getattr(stats, k) for k in stats.__slots__}},
+          open(out, "w"))
+"""
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Moto:
+    """moto's S3 server in its own process, so its CPU is not the replicator's."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_REGION": "us-east-1",
+        }
+
+    def bucket(self, name: str) -> str:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
+        return f"s3://{name}/fleet"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_one(
+    store: str, sessions: int, rate: float, duration: float, interval: float, moto: Moto | None
+) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-replicate-"))
+    directory = work / "sessions"
+    directory.mkdir()
+    env = dict(os.environ)
+    if store == "s3":
+        assert moto is not None
+        url = moto.bucket(f"bench-{sessions}-{int(time.time())}")
+        env.update(moto.env)
+    else:
+        url = (work / "store").as_uri()
+    replicator = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            REPLICATOR,
+            url,
+            str(directory),
+            str(interval),
+            str(work / "r.json"),
+        ],
+        env=env,
+    )
+    time.sleep(1.0)
+    half = sessions // 2
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WRITER,
+                str(directory),
+                str(first),
+                str(count),
+                str(rate),
+                str(duration),
+                str(work / f"w{first}.json"),
+            ]
+        )
+        for first, count in ((0, half), (half, sessions - half))
+    ]
+    # CPU over the steady middle of the run (start-up and the final consolidation excluded).
+    time.sleep(min(2.0, duration / 4))
+    cpu0, wall0 = _cpu(replicator.pid), time.monotonic()
+    time.sleep(duration - 2 * min(2.0, duration / 4))
+    cores = (_cpu(replicator.pid) - cpu0) / (time.monotonic() - wall0)
+    for writer in writers:
+        writer.wait()
+    # Let the replicator ship the closed sessions, then stop it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = sum(1 for p in directory.iterdir() if p.name.endswith(".jsonl"))
+        if done == sessions:
+            break
+        time.sleep(0.2)
+    time.sleep(interval * 3 + 2)
+    replicator.send_signal(signal.SIGTERM)
+    replicator.wait(timeout=60)
+    result = json.loads((work / "r").read_text())
+    acks: dict[str, list[list[float]]] = {}
+    for first in (0, half):
+        acks.update(json.loads((work / f"w{first}.json").read_text()))
+    shipped: dict[str, list[tuple[float, int]]] = {}
+    for when, sid, _kind, end in result["events"]:
+        shipped.setdefault(sid, []).append((when, end))
+    lags = []
+    missing = 0
+    for sid, marks in acks.items():
+        events = sorted(shipped.get(sid, []), key=lambda e: e[1])
+        j = 0
+        for acked, offset in marks:
+            while j < len(events) and events[j][1] < offset:
+                j += 1
+            if j == len(events):
+                missing += 1
+                continue
+            # The first object covering this offset, by time.
+            lags.append(min(t for t, end in events[j:] if end >= offset) - acked)
+    written = sum(p.stat().st_size for p in directory.iterdir())
+    stats = result["stats"]
+    return {
+        "store": store,
+        "sessions": sessions,
+        "chunks": sum(len(m) for m in acks.values()),
+        "lag_p50_s": round(_percentile(lags, 0.50), 3),
+        "lag_p99_s": round(_percentile(lags, 0.99), 3),
+        "unshipped_chunks": missing,
+        "replicator_cores": round(cores, 3),
+        "bytes_written": written,
+        "live_per_written": round(stats["live_bytes"] / written, 4),
+        "consolidation_per_written": round(stats["closed_bytes"] / written, 4),
+        "live_objects": stats["live_objects"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", default="50,200,1000")
+    parser.add_argument("--store", default="file,s3")
+    parser.add_argument("--rate", type=float, default=10.0, help="chunks/s per session")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    moto = Moto() if "s3" in args.store.split(",") else None
+    try:
+        rows = []
+        for store in args.store.split(","):
+            for sessions in (int(n) for n in args.sessions.split(",")):
+                row = run_one(store, sessions, args.rate, args.duration, args.interval, moto)
+                rows.append(row)
+                print(json.dumps(row) if args.json else row, flush=True)
+    finally:
+        if moto is not None:
+            moto.close()
+    print(
+        "\n| store | sessions | lag p50 | lag p99 | replicator cores | live B/B written "
+        "| consolidation B/B written |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['store']} | {r['sessions']} | {r['lag_p50_s']} s | {r['lag_p99_s']} s "
+            f"| {r['replicator_cores']} | {r['live_per_written']} "
+            f"| {r['consolidation_per_written']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
