@@ -44,8 +44,17 @@ class MotoEndpoint:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._server = self._server_cls(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        deadline = time.monotonic() + 10
+        while True:
+            server = self._server_cls(ip_address="127.0.0.1", port=self.port, verbose=False)
+            try:
+                server.start()
+                break
+            except OSError:  # the port of the server just stopped, not released yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self._server = server
 
     def stop(self) -> None:
         if self._server is not None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from sessionwal import paths
+from sessionwal import files
 
 __all__ = ["add_parsers", "cmd_ls_url"]
 
@@ -59,7 +59,7 @@ def add_parsers(sub: Any, dir_option: Callable[[argparse.ArgumentParser], None])
 
 
 def _directory(args: argparse.Namespace) -> Path:
-    return Path(args.dir) if args.dir is not None else paths.sessions_dir()
+    return Path(args.dir) if args.dir is not None else files.sessions_dir()
 
 
 def _log_to(err: TextIO, quiet: bool) -> None:

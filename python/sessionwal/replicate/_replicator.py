@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sessionwal import paths
+from sessionwal import files
 from sessionwal.replicate._layout import (
     BOUNDARY_WINDOW,
     Catalog,
@@ -55,7 +55,6 @@ __all__ = ["PassResult", "Replicator", "Shipped", "Unshipped"]
 
 logger = logging.getLogger("sessionwal.replicate")
 
-FINAL_SUFFIX = ".jsonl"
 #: A live segment holds at most this many bytes (more only for one longer line).
 SEGMENT_MAX = 8 * 1024 * 1024
 _BACKOFF_FIRST = 0.5
@@ -117,36 +116,26 @@ class _LocalFiles:
 
 
 def _session_files(directory: Path, names: set[str] | None) -> dict[str, _LocalFiles]:
-    """Session files in ``directory`` by id (only those ids ``names`` touch, when given)."""
-    if names is not None:
-        candidates = {
-            name.removesuffix(paths.PARTIAL_SUFFIX).removesuffix(FINAL_SUFFIX)
-            for name in names
-            if name.endswith((FINAL_SUFFIX, FINAL_SUFFIX + paths.PARTIAL_SUFFIX))
-        }
-        entries = []
-        for session_id in candidates:
-            for name in (
-                session_id + FINAL_SUFFIX,
-                session_id + FINAL_SUFFIX + paths.PARTIAL_SUFFIX,
-            ):
-                if os.path.lexists(directory / name):
-                    entries.append(name)
+    """Session files in ``directory`` by id (only the ids ``names`` touch, when given)."""
+    where = files.SessionsDir(directory)
+    if names is None:
+        found_paths = where.session_paths()
     else:
-        try:
-            entries = [entry.name for entry in os.scandir(directory)]
-        except FileNotFoundError:
-            return {}
+        found_paths = []
+        for session_id in {files.session_id_of(n) for n in names if files.is_session_name(n)}:
+            try:
+                for path in (where.final(session_id), where.partial(session_id)):
+                    if os.path.lexists(path):
+                        found_paths.append(path)
+            except ValueError:
+                continue  # not a name a writer could have made
     found: dict[str, _LocalFiles] = {}
-    for name in entries:
-        if name.endswith(FINAL_SUFFIX + paths.PARTIAL_SUFFIX):
-            session_id = name.removesuffix(paths.PARTIAL_SUFFIX).removesuffix(FINAL_SUFFIX)
-            if session_id:
-                found.setdefault(session_id, _LocalFiles()).partial = directory / name
-        elif name.endswith(FINAL_SUFFIX):
-            session_id = name.removesuffix(FINAL_SUFFIX)
-            if session_id:
-                found.setdefault(session_id, _LocalFiles()).final = directory / name
+    for path in found_paths:
+        local = found.setdefault(files.session_id_of(path), _LocalFiles())
+        if files.is_partial(path):
+            local.partial = path
+        else:
+            local.final = path
     return found
 
 
@@ -260,7 +249,7 @@ class Replicator:
         on_shipped: Callable[[Shipped], None] | None = None,
         client: ObjectStoreClient | None = None,
     ) -> None:
-        self.directory = Path(directory) if directory is not None else paths.sessions_dir()
+        self.directory = Path(directory) if directory is not None else files.sessions_dir()
         self.interval = interval
         self.client = client if client is not None else ObjectStoreClient(url, timeout=timeout)
         self.stats = Stats()

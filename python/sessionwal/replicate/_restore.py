@@ -16,17 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sessionwal import paths
+from sessionwal import files
 from sessionwal.replicate._layout import (
     BOUNDARY_WINDOW,
     Catalog,
     Generation,
     RemoteSession,
     boundary_digest,
+    encode_id,
 )
 from sessionwal.replicate._store import ObjectStoreClient, StoreError
 
 __all__ = ["RemoteSessionInfo", "RestoreError", "Restored", "list_remote", "restore"]
+
+
+_ATTEMPTS = 3
 
 
 class RestoreError(Exception):
@@ -84,7 +88,7 @@ def list_remote(url: str | ObjectStoreClient) -> list[RemoteSessionInfo]:
     return sorted((info for info in infos if info is not None), key=lambda i: i.session_id)
 
 
-def _pieces(client: ObjectStoreClient, generation: Generation) -> list[tuple[str, int, str]]:
+def _pieces(generation: Generation) -> list[tuple[str, int, str]]:
     """(key, expected size, digest) of the objects that make up a generation's bytes."""
     if generation.closed is not None:
         closed = generation.closed
@@ -98,8 +102,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_generation(client: ObjectStoreClient, generation: Generation, target: Path) -> int:
-    """Writes the generation's bytes to ``target`` (new file, 0600) via a temporary name."""
+def _download(client: ObjectStoreClient, generation: Generation, target: Path) -> Path:
+    """Writes the generation's bytes to a new temporary file (0600) beside ``target``."""
     if os.path.lexists(target):
         raise RestoreError(f"'{target}' exists; not overwritten")
     temporary = target.with_name(f".{target.name}.restoring")
@@ -108,9 +112,8 @@ def _write_generation(client: ObjectStoreClient, generation: Generation, target:
         os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
         0o600,
     )
-    written = 0
     try:
-        for key, size, digest in _pieces(client, generation):
+        for key, size, digest in _pieces(generation):
             tail = b""
             got = 0
             for piece in client.get(key):
@@ -119,21 +122,14 @@ def _write_generation(client: ObjectStoreClient, generation: Generation, target:
                 tail = (tail + piece)[-BOUNDARY_WINDOW:]
             if got != size or boundary_digest(tail) != digest:
                 raise RestoreError(f"object {key} does not hold what its name says")
-            written += got
         os.fsync(fd)
     except BaseException:
-        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    os.close(fd)
-    os.rename(temporary, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
     finally:
-        os.close(dir_fd)
-    return written
+        os.close(fd)
+    return temporary
 
 
 def restore(
@@ -147,7 +143,7 @@ def restore(
     restored, after restoring all the others.
     """
     client = url if isinstance(url, ObjectStoreClient) else ObjectStoreClient(url)
-    directory = Path(directory) if directory is not None else paths.sessions_dir()
+    directory = Path(directory) if directory is not None else files.sessions_dir()
     catalog = _catalog(client)
     wanted = sorted(catalog) if session_ids is None else list(session_ids)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -155,7 +151,18 @@ def restore(
     problems: list[str] = []
     for session_id in wanted:
         try:
-            restored += _restore_one(client, catalog, session_id, directory)
+            for attempt in range(_ATTEMPTS):
+                try:
+                    restored += _restore_one(client, catalog, session_id, directory)
+                    break
+                except FileNotFoundError:
+                    # A replicator consolidated (or replaced) the objects we listed
+                    # while we read them: list this session again and start over.
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                    prefix = encode_id(session_id) + "/"
+                    fresh = Catalog.from_listing(client.list(prefix))
+                    catalog[session_id] = fresh.session(session_id)
         except (RestoreError, StoreError, OSError, ValueError) as exc:
             problems.append(f"{session_id}: {exc}")
     if problems:
@@ -166,21 +173,36 @@ def restore(
 def _restore_one(
     client: ObjectStoreClient, catalog: Catalog, session_id: str, directory: Path
 ) -> list[Restored]:
-    paths.validate_session_id(session_id)
+    """Downloads a session's files, then gives them their names (both or neither)."""
+    where = files.SessionsDir(directory)
     remote = catalog.get(session_id)
     newest = remote.newest if remote is not None else None
     if remote is None or newest is None:
         raise RestoreError("not in the store")
-    out: list[Restored] = []
+    wanted: list[tuple[Generation, Path]] = []
     closed = remote.newest_closed()
     if closed is not None:
-        target = directory / f"{session_id}.jsonl"
-        size = _write_generation(client, closed, target)
-        out.append(Restored(session_id, target, size, closed.number))
+        wanted.append((closed, where.final(session_id)))
     if newest.closed is None and newest.live_end > 0:
-        target = directory / f"{session_id}.jsonl{paths.PARTIAL_SUFFIX}"
-        size = _write_generation(client, newest, target)
-        out.append(Restored(session_id, target, size, newest.number))
-    if not out:
+        wanted.append((newest, where.partial(session_id)))
+    if not wanted:
         raise RestoreError("nothing shipped yet")
+    downloaded: list[Path] = []
+    try:
+        for generation, target in wanted:
+            downloaded.append(_download(client, generation, target))
+    except BaseException:
+        for temporary in downloaded:
+            os.unlink(temporary)
+        raise
+    out = []
+    for (generation, target), temporary in zip(wanted, downloaded, strict=True):
+        try:
+            os.link(temporary, target)  # never replaces a file that appeared meanwhile
+        except FileExistsError:
+            raise RestoreError(f"'{target}' exists; not overwritten") from None
+        finally:
+            os.unlink(temporary)
+        out.append(Restored(session_id, target, target.stat().st_size, generation.number))
+    files.fsync_dir(directory)
     return out
