@@ -68,11 +68,20 @@ def shipped(s):
     with lock:
         events.append((time.time(), s.session_id, s.kind, s.end))
 replicator = Replicator(url, directory, interval=float(interval), on_shipped=shipped)
+passes = []
+one_pass = replicator.run_pass
+def timed_pass(names=None):
+    started = time.monotonic()
+    try:
+        return one_pass(names)
+    finally:
+        passes.append(time.monotonic() - started)
+replicator.run_pass = timed_pass
 signal.signal(signal.SIGTERM, lambda *a: replicator.stop())
 replicator.run()
 stats = replicator.stats
-json.dump({"events": events, "stats": {k: getattr(stats, k) for k in stats.__slots__}},
-          open(out, "w"))
+counters = {k: getattr(stats, k) for k in stats.__slots__}
+json.dump({"events": events, "passes": passes, "stats": counters}, open(out, "w"))
 """
 
 
@@ -181,9 +190,13 @@ def run_one(
     ]
     # CPU over the steady middle of the run (start-up and the final consolidation excluded).
     time.sleep(min(2.0, duration / 4))
+    store_pid = moto.proc.pid if store == "s3" and moto is not None else None
     cpu0, wall0 = _cpu(replicator.pid), time.monotonic()
+    store_cpu0 = _cpu(store_pid) if store_pid else 0.0
     time.sleep(duration - 2 * min(2.0, duration / 4))
-    cores = (_cpu(replicator.pid) - cpu0) / (time.monotonic() - wall0)
+    elapsed = time.monotonic() - wall0
+    cores = (_cpu(replicator.pid) - cpu0) / elapsed
+    store_cores = (_cpu(store_pid) - store_cpu0) / elapsed if store_pid else 0.0
     for writer in writers:
         writer.wait()
     # Let the replicator ship the closed sessions, then stop it.
@@ -196,7 +209,7 @@ def run_one(
     time.sleep(interval * 3 + 2)
     replicator.send_signal(signal.SIGTERM)
     replicator.wait(timeout=60)
-    result = json.loads((work / "r").read_text())
+    result = json.loads((work / "r.json").read_text())
     acks: dict[str, list[list[float]]] = {}
     for first in (0, half):
         acks.update(json.loads((work / f"w{first}.json").read_text()))
@@ -226,6 +239,9 @@ def run_one(
         "lag_p99_s": round(_percentile(lags, 0.99), 3),
         "unshipped_chunks": missing,
         "replicator_cores": round(cores, 3),
+        "store_server_cores": round(store_cores, 3),
+        "pass_p50_s": round(_percentile(result["passes"], 0.50), 3),
+        "pass_p99_s": round(_percentile(result["passes"], 0.99), 3),
         "bytes_written": written,
         "live_per_written": round(stats["live_bytes"] / written, 4),
         "consolidation_per_written": round(stats["closed_bytes"] / written, 4),
@@ -254,14 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         if moto is not None:
             moto.close()
     print(
-        "\n| store | sessions | lag p50 | lag p99 | replicator cores | live B/B written "
-        "| consolidation B/B written |"
+        "\n| store | sessions | lag p50 | lag p99 | pass p99 | replicator cores "
+        "| S3 server cores | live B/B written | consolidation B/B written |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['store']} | {r['sessions']} | {r['lag_p50_s']} s | {r['lag_p99_s']} s "
-            f"| {r['replicator_cores']} | {r['live_per_written']} "
+            f"| {r['pass_p99_s']} s | {r['replicator_cores']} | {r['store_server_cores']} "
+            f"| {r['live_per_written']} "
             f"| {r['consolidation_per_written']} |"
         )
     return 0

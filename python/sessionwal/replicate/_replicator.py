@@ -506,13 +506,13 @@ class Replicator:
                 return 0
             digest = _digest_before(fd, 0, length)
             assert digest is not None
-            for generation in remote.generations.values():
-                closed = generation.closed
+            for earlier in remote.generations.values():
+                closed = earlier.closed
                 if closed is not None and closed.size == length and closed.digest == digest:
                     self._remove_consolidated_pieces(remote)
                     self._settled[path] = _stat_key(st)
                     return 0
-            generation = remote.open_generation()
+            generation: Generation | None = remote.open_generation()
             if generation is not None and not self._boundary_holds(fd, generation, length):
                 generation = None
             if generation is None:

@@ -11,6 +11,7 @@ environment value might, so both are scrubbed.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -123,7 +124,7 @@ class ObjectStoreClient:
                 # the environment, so the one that matters on loopback is carried over.
                 if os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true":
                     client["allow_http"] = True
-                retry = {
+                retry: Any = {
                     "max_retries": 2,
                     "retry_timeout": timedelta(seconds=timeout),
                     "backoff": {
@@ -131,7 +132,8 @@ class ObjectStoreClient:
                         "max_backoff": timedelta(seconds=1),
                     },
                 }
-                self._store = from_url(url, client_options=client, retry_config=retry)
+                # obstore types from_url per scheme; ours is only known at run time.
+                self._store = from_url(url, client_options=client, retry_config=retry)  # type: ignore[call-overload]
         except (ValueError, OSError, obstore.exceptions.BaseError) as exc:
             raise StoreMisconfigured(
                 f"cannot use store {self.display}: {redact(str(exc), url)}"
@@ -139,7 +141,7 @@ class ObjectStoreClient:
 
     # ------------------------------------------------------------ operations
 
-    def list(self, prefix: str | None = None) -> list[dict[str, Any]]:
+    def list(self, prefix: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every object under ``prefix``: dicts with ``path``, ``size``, ``last_modified``."""
         with self._errors("list", prefix or "/"):
             return [meta for batch in self._obstore.list(self._store, prefix) for meta in batch]
@@ -166,7 +168,7 @@ class ObjectStoreClient:
                 return
             yield bytes(piece)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         if keys:
             with self._errors("delete", keys[0]):
                 self._obstore.delete(self._store, keys)
@@ -205,11 +207,10 @@ class _Translate:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         if exc is None or isinstance(exc, StoreError):
-            return False
+            return
         if self.operation == "get" and isinstance(exc, FileNotFoundError):
-            return False
+            return  # an object listed a moment ago is gone: the caller decides
         if isinstance(exc, (self.client._obstore.exceptions.BaseError, OSError)):
             raise self.client.classify(exc, self.operation, self.key) from None
-        return False
