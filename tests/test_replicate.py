@@ -424,7 +424,7 @@ def test_once_gives_up_after_its_timeout_naming_what_was_not_shipped(
     )
     assert run.returncode == 1, run.stderr
     assert time.monotonic() - started < 30
-    assert "not shipped after 2 s" in run.stderr
+    assert "not shipped after 2 s: 1 session(s): stranded; last error: " in run.stderr
     assert SECRET not in run.stderr + run.stdout
 
 

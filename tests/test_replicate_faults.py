@@ -8,14 +8,21 @@ real, by ``kill -9`` of a ``sessionwal replicate`` process at random moments.
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from replicate_fixtures import (
+    SECRET,
     MotoEndpoint,
     moto_endpoint,
     s3_url,
@@ -219,3 +226,69 @@ def test_store_outage_does_not_stop_a_once_run_that_recovers(
     assert run.returncode == 0, run.stderr
     assert "retrying" in run.stderr
     assert sorted(layout(s3_url)) == [f"o{n}" for n in range(count)]
+
+
+def test_continuous_mode_logs_a_missing_bucket_and_ships_once_it_exists(
+    moto_endpoint: MotoEndpoint, s3_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions = tmp_path / "sessions"
+    open_writer(sessions, "early", 2).close()
+    bucket = f"late-{time.monotonic_ns()}"
+    url = f"s3://{bucket}/fleet"
+    replicator = Replicator(url, sessions, interval=0.05, timeout=2.0)
+    with caplog.at_level(logging.WARNING, logger="sessionwal.replicate"):
+        replicator.start()
+        try:
+            wait_until(lambda: any("NoSuchBucket" in r.getMessage() for r in caplog.records))
+            import boto3
+
+            boto3.client("s3", endpoint_url=moto_endpoint.url).create_bucket(Bucket=bucket)
+            wait_until(lambda: "early" in layout(url), timeout=40, step=0.2)
+        finally:
+            replicator.stop(timeout=10)
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+def test_bad_credentials_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Against a moto server that checks signatures (its own process, auth on)."""
+    pytest.importorskip("moto.server", reason="moto[server] not installed")
+    sessions = tmp_path / "sessions"
+    open_writer(sessions, "x", 1).close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _listening(port), timeout=30)
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+        }
+        run = sessionwal_cli(
+            "replicate", "s3://some-bucket/p", "--dir", str(sessions), "--once", env=env
+        )
+    finally:
+        server.terminate()
+        server.wait()
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("sessionwal:")]
+    assert len(errors) == 1, run.stderr
+    assert "InvalidAccessKeyId" in errors[0] or "403" in errors[0], errors[0]
+    assert SECRET not in run.stderr + run.stdout
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True

@@ -47,6 +47,13 @@ def add_parsers(sub: Any, dir_option: Callable[[argparse.ArgumentParser], None])
         default=30.0,
         help="with --once: give up after this many seconds of store failures (default 30)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=16,
+        help="sessions shipped at once (default 16): a pass takes about "
+        "sessions with new lines x put latency / workers",
+    )
     p.add_argument("--poll", action="store_true", help="poll instead of using inotify")
     p.add_argument("-q", "--quiet", action="store_true", help="log only problems")
     p.set_defaults(run=cmd_replicate)
@@ -78,7 +85,11 @@ def cmd_replicate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _log_to(err, args.quiet)
     try:
         replicator = Replicator(
-            args.url, _directory(args), interval=args.interval, use_inotify=not args.poll
+            args.url,
+            _directory(args),
+            interval=args.interval,
+            workers=max(1, args.workers),
+            use_inotify=not args.poll,
         )
     except (StoreError, ImportError) as exc:
         err.write(f"sessionwal: {exc}\n")
@@ -98,8 +109,13 @@ def cmd_replicate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"sessionwal: {exc}\n")
             return EXIT_ERROR
         if unshipped and not replicator.stopping:
-            names = ", ".join(str(u) for u in unshipped)
-            err.write(f"sessionwal: not shipped after {args.timeout:g} s: {names}\n")
+            ids = sorted({u.session_id for u in unshipped})
+            named = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            reason = replicator.last_error or unshipped[0].reason
+            err.write(
+                f"sessionwal: not shipped after {args.timeout:g} s: "
+                f"{len(ids)} session(s): {named}; last error: {reason}\n"
+            )
             return EXIT_NOT_SHIPPED
         stats = replicator.stats
         out.write(

@@ -242,7 +242,7 @@ class Replicator:
         directory: Path | str | None = None,
         *,
         interval: float = 1.0,
-        workers: int = 8,
+        workers: int = 16,
         use_inotify: bool = True,
         rescan: float = 30.0,
         timeout: float = 10.0,
@@ -264,6 +264,8 @@ class Replicator:
         self._stop = threading.Event()
         self._watcher: Watcher | None = None
         self._thread: threading.Thread | None = None
+        #: The store error that made :meth:`ship_once` give up, if one did.
+        self.last_error: StoreError | None = None
 
     # ------------------------------------------------------------ control
 
@@ -350,9 +352,8 @@ class Replicator:
                 raise result.error
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
-                return result.unshipped or [
-                    Unshipped("*", self.directory, str(result.error or "unknown error"))
-                ]
+                self.last_error = result.error
+                return result.unshipped
             logger.warning("store not reachable (%s); retrying in %.1f s", result.error, backoff)
             if self._stop.wait(min(backoff, remaining)):
                 return result.unshipped
@@ -367,7 +368,12 @@ class Replicator:
             try:
                 self._catalog = Catalog.from_listing(self.client.list())
             except StoreError as exc:
+                # Nothing can be shipped without knowing what the store holds.
                 result.error = exc
+                for session_id, local_files in sorted(_session_files(self.directory, None).items()):
+                    path = local_files.partial or local_files.final
+                    assert path is not None
+                    result.unshipped.append(Unshipped(session_id, path, "store not listed"))
                 return result
             for remote in self._catalog.values():
                 try:
