@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,12 +42,16 @@ rows = chat(512, seed=first)
 ids = [f"bench-{n:05d}" for n in range(first, first + count)]
 writers = [SessionWriter(Session(id=i), path=Path(directory) / f"{i}.jsonl") for i in ids]
 acks = {i: [] for i in ids}
+write_ns = []
 period = 1.0 / rate
 start = time.monotonic()
 tick = 0
 while time.monotonic() - start < duration:
     for n, (sid, writer) in enumerate(zip(ids, writers)):
-        writer.write_chunk(tick, rows[(tick * 7 + n) % len(rows)])
+        row = rows[(tick * 7 + n) % len(rows)]
+        t0 = time.perf_counter_ns()
+        writer.write_chunk(tick, row)
+        write_ns.append(time.perf_counter_ns() - t0)
         acks[sid].append((time.time(), os.stat(writer.partial_path).st_size))
     tick += 1
     delay = start + tick * period - time.monotonic()
@@ -54,7 +59,8 @@ while time.monotonic() - start < duration:
         time.sleep(delay)
 for writer in writers:
     writer.close()
-json.dump(acks, open(out, "w"))
+write_ns.sort()
+json.dump({"acks": acks, "write_us_p50": write_ns[len(write_ns) // 2] / 1000}, open(out, "w"))
 """
 
 REPLICATOR = r"""
@@ -145,34 +151,11 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_one(
-    store: str, sessions: int, rate: float, duration: float, interval: float, moto: Moto | None
-) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="bench-replicate-"))
-    directory = work / "sessions"
-    directory.mkdir()
-    env = dict(os.environ)
-    if store == "s3":
-        assert moto is not None
-        url = moto.bucket(f"bench-{sessions}-{int(time.time())}")
-        env.update(moto.env)
-    else:
-        url = (work / "store").as_uri()
-    replicator = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            REPLICATOR,
-            url,
-            str(directory),
-            str(interval),
-            str(work / "r.json"),
-        ],
-        env=env,
-    )
-    time.sleep(1.0)
+def _start_writers(
+    directory: Path, work: Path, sessions: int, rate: float, duration: float
+) -> list[subprocess.Popen[bytes]]:
     half = sessions // 2
-    writers = [
+    return [
         subprocess.Popen(
             [
                 sys.executable,
@@ -188,6 +171,62 @@ def run_one(
         )
         for first, count in ((0, half), (half, sessions - half))
     ]
+
+
+def _writer_results(work: Path, half: int) -> tuple[dict[str, list[list[float]]], float]:
+    acks: dict[str, list[list[float]]] = {}
+    medians = []
+    for first in (0, half):
+        result = json.loads((work / f"w{first}.json").read_text())
+        acks.update(result["acks"])
+        medians.append(result["write_us_p50"])
+    return acks, round(statistics.mean(medians), 2)
+
+
+def _writers_only(
+    directory: Path, work: Path, sessions: int, rate: float, duration: float
+) -> dict[str, Any]:
+    for writer in _start_writers(directory, work, sessions, rate, duration):
+        writer.wait()
+    acks, write_us = _writer_results(work, sessions // 2)
+    return {
+        "store": "none",
+        "sessions": sessions,
+        "chunks": sum(len(m) for m in acks.values()),
+        "write_us_p50": write_us,
+    }
+
+
+def run_one(
+    store: str, sessions: int, rate: float, duration: float, interval: float, moto: Moto | None
+) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="bench-replicate-"))
+    directory = work / "sessions"
+    directory.mkdir()
+    env = dict(os.environ)
+    if store == "s3":
+        assert moto is not None
+        url = moto.bucket(f"bench-{sessions}-{int(time.time())}")
+        env.update(moto.env)
+    else:
+        url = (work / "store").as_uri()
+    if store == "none":  # the writers alone: their per-chunk cost without a replicator
+        return _writers_only(directory, work, sessions, rate, duration)
+    replicator = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            REPLICATOR,
+            url,
+            str(directory),
+            str(interval),
+            str(work / "r.json"),
+        ],
+        env=env,
+    )
+    time.sleep(1.0)
+    writers = _start_writers(directory, work, sessions, rate, duration)
+    half = sessions // 2
     # CPU over the steady middle of the run (start-up and the final consolidation excluded).
     time.sleep(min(2.0, duration / 4))
     store_pid = moto.proc.pid if store == "s3" and moto is not None else None
@@ -210,9 +249,7 @@ def run_one(
     replicator.send_signal(signal.SIGTERM)
     replicator.wait(timeout=60)
     result = json.loads((work / "r.json").read_text())
-    acks: dict[str, list[list[float]]] = {}
-    for first in (0, half):
-        acks.update(json.loads((work / f"w{first}.json").read_text()))
+    acks, write_us = _writer_results(work, half)
     shipped: dict[str, list[tuple[float, int]]] = {}
     for when, sid, _kind, end in result["events"]:
         shipped.setdefault(sid, []).append((when, end))
@@ -220,6 +257,10 @@ def run_one(
     missing = 0
     for sid, marks in acks.items():
         events = sorted(shipped.get(sid, []), key=lambda e: e[1])
+        # earliest[j]: when the first of the objects ending at or after events[j]'s end landed.
+        earliest = [t for t, _ in events]
+        for j in range(len(events) - 2, -1, -1):
+            earliest[j] = min(earliest[j], earliest[j + 1])
         j = 0
         for acked, offset in marks:
             while j < len(events) and events[j][1] < offset:
@@ -227,8 +268,7 @@ def run_one(
             if j == len(events):
                 missing += 1
                 continue
-            # The first object covering this offset, by time.
-            lags.append(min(t for t, end in events[j:] if end >= offset) - acked)
+            lags.append(earliest[j] - acked)
     written = sum(p.stat().st_size for p in directory.iterdir())
     stats = result["stats"]
     return {
@@ -238,6 +278,7 @@ def run_one(
         "lag_p50_s": round(_percentile(lags, 0.50), 3),
         "lag_p99_s": round(_percentile(lags, 0.99), 3),
         "unshipped_chunks": missing,
+        "write_us_p50": write_us,
         "replicator_cores": round(cores, 3),
         "store_server_cores": round(store_cores, 3),
         "pass_p50_s": round(_percentile(result["passes"], 0.50), 3),
@@ -252,7 +293,9 @@ def run_one(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="50,200,1000")
-    parser.add_argument("--store", default="file,s3")
+    parser.add_argument(
+        "--store", default="file,s3", help="file, s3, and none (the writers alone, for their cost)"
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="chunks/s per session")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
     parser.add_argument("--interval", type=float, default=1.0)
@@ -271,16 +314,21 @@ def main(argv: list[str] | None = None) -> int:
             moto.close()
     print(
         "\n| store | sessions | lag p50 | lag p99 | pass p99 | replicator cores "
-        "| S3 server cores | live B/B written | consolidation B/B written |"
+        "| S3 server cores | live B/B written | consolidation B/B written | write µs p50 |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        if r["store"] == "none":
+            continue
         print(
             f"| {r['store']} | {r['sessions']} | {r['lag_p50_s']} s | {r['lag_p99_s']} s "
             f"| {r['pass_p99_s']} s | {r['replicator_cores']} | {r['store_server_cores']} "
             f"| {r['live_per_written']} "
-            f"| {r['consolidation_per_written']} |"
+            f"| {r['consolidation_per_written']} | {r['write_us_p50']} |"
         )
+    for r in rows:
+        if r["store"] == "none":
+            print(f"\nwriters alone, {r['sessions']} sessions: write µs p50 {r['write_us_p50']}")
     return 0
 
 

@@ -32,6 +32,8 @@ __all__ = [
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
 _SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|ACCESS_KEY|ACCOUNT_KEY|SAS|CREDENTIAL)", re.I)
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _PERMANENT_MARKERS = (
     "NoSuchBucket",
     "InvalidAccessKeyId",
@@ -70,6 +72,11 @@ def display_url(url: str) -> str:
 def redact(text: str, url: str | None = None) -> str:
     """One line of ``text``: obstore's debug dump dropped, secrets from the environment masked."""
     text = text.split("\n\nDebug source:", 1)[0]
+    # An S3-style XML error body: keep its code and message, not the markup.
+    code, message = _XML_CODE.search(text), _XML_MESSAGE.search(text)
+    body = re.search(r"<\?xml|<Error>", text)
+    if code and body:
+        text = text[: body.start()] + code[1] + (f": {message[1]}" if message else "")
     line = " ".join(text.split())
     secrets = [
         value for name, value in os.environ.items() if _SECRET_ENV.search(name) and len(value) >= 4
