@@ -238,14 +238,17 @@ def run_one(
     store_cores = (_cpu(store_pid) - store_cpu0) / elapsed if store_pid else 0.0
     for writer in writers:
         writer.wait()
-    # Let the replicator ship the closed sessions, then stop it.
-    deadline = time.monotonic() + 60
+    # Let the replicator ship every closed session (the store lists them), then stop it.
+    os.environ.update(env)
+    from sessionwal.replicate import ObjectStoreClient
+
+    listing = ObjectStoreClient(url)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        done = sum(1 for p in directory.iterdir() if p.name.endswith(".jsonl"))
-        if done == sessions:
+        closed = sum(1 for meta in listing.list() if "/closed-" in meta["path"])
+        if closed == sessions:
             break
-        time.sleep(0.2)
-    time.sleep(interval * 3 + 2)
+        time.sleep(1.0)
     replicator.send_signal(signal.SIGTERM)
     replicator.wait(timeout=60)
     result = json.loads((work / "r.json").read_text())

@@ -466,3 +466,21 @@ def test_without_obstore_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "obstore", None)
     with pytest.raises(ImportError, match=r"pip install 'sessionwal\[replicate\]'"):
         Replicator((tmp_path / "store").as_uri(), tmp_path)
+
+
+def test_an_id_that_is_not_a_plain_name_round_trips(store_url: str, tmp_path: Path) -> None:
+    sessions = tmp_path / "sessions"
+    open_writer(sessions, "chat with Zoë: 漢字 #1", 2).close()
+    assert Replicator(store_url, sessions).run_pass().ok
+    [key] = [meta["path"] for meta in ObjectStoreClient(store_url).list()]
+    assert key.startswith("~" + "chat with Zoë: 漢字 #1".encode().hex() + "/g000001/closed-")
+    assert [info.session_id for info in list_remote(store_url)] == ["chat with Zoë: 漢字 #1"]
+    assert restored_bytes(store_url, tmp_path / "restored") == {
+        "chat with Zoë: 漢字 #1.jsonl": (sessions / "chat with Zoë: 漢字 #1.jsonl").read_bytes()
+    }
+
+
+def test_ls_refuses_a_directory_for_a_url(tmp_path: Path) -> None:
+    run = sessionwal_cli("ls", str(tmp_path))
+    assert run.returncode == 2
+    assert "for a directory of sessions use --dir" in run.stderr

@@ -147,6 +147,12 @@ def cmd_restore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_ls_url(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sessionwal.replicate import StoreError, list_remote
 
+    if "://" not in args.url:
+        err.write(
+            f"sessionwal: ls takes a store URL (s3://..., file:///...), not '{args.url}'; "
+            "for a directory of sessions use --dir\n"
+        )
+        return EXIT_ERROR
     try:
         infos = list_remote(args.url)
     except (StoreError, ImportError) as exc:

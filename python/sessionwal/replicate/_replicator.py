@@ -80,6 +80,8 @@ class Unshipped:
     session_id: str
     path: Path
     reason: str
+    #: True when the local file could not be read (the store is not to blame).
+    local: bool = False
 
     def __str__(self) -> str:
         return f"{self.session_id} ({self.path.name}): {self.reason}"
@@ -306,6 +308,7 @@ class Replicator:
         )
         backoff = _BACKOFF_FIRST
         failing = False
+        reported_unreadable: set[Path] = set()
         not_before = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -314,7 +317,14 @@ class Replicator:
                     break
                 started = time.monotonic()
                 result = self.run_pass(names)
-                if result.ok or self._stop.is_set():
+                unreadable = {u.path: u.reason for u in result.unshipped if u.local}
+                if unreadable.keys() != reported_unreadable:
+                    for path, reason in unreadable.items():
+                        if path not in reported_unreadable:
+                            logger.warning("not shipped: %s", reason)
+                    reported_unreadable = set(unreadable)
+                if result.error is None or self._stop.is_set():
+                    # A file we cannot read is retried every pass; it slows nobody else down.
                     if failing:
                         logger.warning("store %s reachable again; caught up", self.client.display)
                     failing = False
@@ -322,11 +332,10 @@ class Replicator:
                     not_before = started + self.interval
                     continue
                 watcher.mark_all()
-                reason = result.error or result.unshipped[0].reason
                 logger.warning(
                     "%d session(s) not shipped: %s; retrying in %.1f s",
-                    len(result.unshipped),
-                    reason,
+                    sum(1 for u in result.unshipped if not u.local),
+                    result.error,
                     backoff,
                 )
                 failing = True
@@ -350,6 +359,8 @@ class Replicator:
                 return []
             if isinstance(result.error, StoreMisconfigured):
                 raise result.error
+            if result.error is None:
+                return result.unshipped  # only files we cannot read: retrying will not help
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
                 self.last_error = result.error
@@ -387,16 +398,16 @@ class Replicator:
         catalog = self._catalog
         local = _session_files(self.directory, names)
         if names is None:
-            present = {p for files in local.values() for p in (files.final, files.partial) if p}
+            present = {p for found in local.values() for p in (found.final, found.partial) if p}
             for path in list(self._settled):
                 if path not in present:
                     del self._settled[path]
         result.sessions = len(local)
 
         def sync(session_id: str) -> None:
-            files = local[session_id]
+            found = local[session_id]
             remote = catalog.session(session_id)
-            for path, closed in ((files.final, True), (files.partial, False)):
+            for path, closed in ((found.final, True), (found.partial, False)):
                 if path is None or self._stop.is_set():
                     continue
                 try:
@@ -410,7 +421,9 @@ class Replicator:
                     return
                 except OSError as exc:
                     with self._lock:
-                        result.unshipped.append(Unshipped(session_id, path, f"cannot read: {exc}"))
+                        result.unshipped.append(
+                            Unshipped(session_id, path, f"cannot read: {exc}", local=True)
+                        )
                     continue
                 with self._lock:
                     result.objects += shipped
