@@ -484,3 +484,21 @@ def test_ls_refuses_a_directory_for_a_url(tmp_path: Path) -> None:
     run = sessionwal_cli("ls", str(tmp_path))
     assert run.returncode == 2
     assert "for a directory of sessions use --dir" in run.stderr
+
+
+def test_a_running_replicator_never_makes_a_writer_open_fail(tmp_path: Path) -> None:
+    """The replicator reads without the writer's lock: reopening the same id while
+    passes run back to back is never refused."""
+    sessions = tmp_path / "sessions"
+    replicator = Replicator((tmp_path / "store").as_uri(), sessions, interval=0.001)
+    replicator.start()
+    try:
+        for i in range(200):
+            writer = open_writer(sessions, "busy", 1, first=i)  # raises if refused
+            writer.abandon()
+    finally:
+        replicator.stop(timeout=10)
+    assert Replicator((tmp_path / "store").as_uri(), sessions).run_pass().ok  # a rerun
+    assert restored_bytes((tmp_path / "store").as_uri(), tmp_path / "restored") == {
+        "busy.jsonl.__partial__": (sessions / "busy.jsonl.__partial__").read_bytes()
+    }

@@ -272,7 +272,11 @@ class Replicator:
     # ------------------------------------------------------------ control
 
     def stop(self, timeout: float | None = None) -> None:
-        """Asks the replicator to stop after the object in flight; joins its thread if any."""
+        """Asks the replicator to stop after the object in flight; joins its thread if any.
+
+        A stopped replicator stays stopped (its passes ship nothing): make a
+        new one to ship again; it picks up from the store's listing.
+        """
         self._stop.set()
         watcher = self._watcher
         if watcher is not None:
