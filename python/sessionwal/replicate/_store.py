@@ -96,7 +96,7 @@ def _import_obstore() -> Any:
         import obstore
     except ImportError as exc:
         raise ImportError(
-            "sessionwal replication needs obstore: pip install 'sessionwal[replicate]'"
+            "replication needs obstore: pip install 'sessionwal[replicate]'"
         ) from exc
     return obstore
 
