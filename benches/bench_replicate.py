@@ -34,7 +34,7 @@ WRITER = r"""
 import json, os, sys, time
 from pathlib import Path
 from sessionwal import Session, SessionWriter
-from sessionwal.workloads import chat
+from sessionwal.bench.workloads import chat
 
 directory, first, count, rate, duration, out = sys.argv[1:]
 first, count, rate, duration = int(first), int(count), float(rate), float(duration)

@@ -7,7 +7,19 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["STRING_ENCODER", "NativeAsyncWriter", "NativeWriter", "encode_record", "scan"]
+__all__ = [
+    "CHUNK_FRAMING",
+    "STRING_ENCODER",
+    "NativeAsyncWriter",
+    "NativeWriter",
+    "encode_record",
+    "scan",
+]
+
+CHUNK_FRAMING: dict[str, bytes]
+"""The fixed bytes of a default chunk line, in line order: ``prefix`` (up to the
+``index`` value), ``kind_key``, ``payload_key``, ``end`` (closing brace and newline).
+The writer frames chunks with them and the scanner recognises chunk lines by them."""
 
 STRING_ENCODER: str
 """How 2- and 4-byte strings are encoded: ``"avx512"``, ``"avx2"`` or ``"scalar"``, the
@@ -30,6 +42,7 @@ class NativeWriter:
     def _append_record(self, record: Any) -> None: ...
     def _seal(self) -> int | None: ...
     def _close(self, trailer: Any) -> None: ...
+    def _abandon_close(self) -> None: ...
     def write_chunk(self, index: int, row: Any) -> None:
         """Append one chunk record."""
     def write_chunks(self, items: Iterable[tuple[int, Any]]) -> None:

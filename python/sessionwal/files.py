@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sessionwal.errors import PersistenceError, SessionFormatError
 from sessionwal.records import FileSummary
@@ -409,7 +409,9 @@ _EXIT_CODES = {
 }
 
 
-def closed_problem(trailer: dict | None, torn_bytes: int, segment_chunk_count: int) -> str | None:
+def closed_problem(
+    trailer: dict[str, Any] | None, torn_bytes: int, segment_chunk_count: int
+) -> str | None:
     """Why a file under its final name is not a cleanly closed session, if it is not.
 
     A closed file ends with a trailer whose ``final_chunk_count`` (when

@@ -20,9 +20,9 @@ __all__ = ["SessionWriter"]
 class SessionWriter(WriterBase, NativeWriter):
     """Append-only JSONL WAL writer for one session, with a native core.
 
-    Same API and bytes as :class:`sessionwal.pure.SessionWriter`; see the
-    README for the ``sync`` modes (default ``"close"``: the trailer and the
-    rename survive power loss).
+    Same API and bytes as :class:`sessionwal.pure.SessionWriter`; see
+    docs/durability.md for the ``sync`` modes (default ``"close"``: the
+    trailer and the rename survive power loss).
     """
 
     def __init__(
@@ -55,9 +55,10 @@ class SessionWriter(WriterBase, NativeWriter):
         final_chunk_count = self._seal()
         if final_chunk_count is None:
             return
+        # From here a racing abandon() is a no-op: this close finishes or raises.
         try:
             trailer = self.build_trailer(self._session, final_chunk_count=final_chunk_count)
         except BaseException:
-            self.abandon()
+            self._abandon_close()
             raise
         self._close(trailer)

@@ -21,6 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "BOUNDARY_WINDOW",
@@ -182,7 +183,7 @@ class Catalog(dict[str, RemoteSession]):
     """Every session in the store by id, built from one listing."""
 
     @classmethod
-    def from_listing(cls, objects: list[dict]) -> Catalog:
+    def from_listing(cls, objects: list[dict[str, Any]]) -> Catalog:
         catalog = cls()
         for meta in objects:
             parsed = parse_key(meta["path"], meta["size"])

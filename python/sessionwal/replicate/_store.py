@@ -95,9 +95,7 @@ def _import_obstore() -> Any:
     try:
         import obstore
     except ImportError as exc:
-        raise ImportError(
-            "replication needs obstore: pip install 'sessionwal[replicate]'"
-        ) from exc
+        raise ImportError("replication needs obstore: pip install 'sessionwal[replicate]'") from exc
     return obstore
 
 

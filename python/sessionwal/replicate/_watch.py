@@ -53,7 +53,8 @@ def _inotify_fd(directory: str) -> int | None:
     except (OSError, AttributeError):
         return None
     add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    fd = init(_IN_NONBLOCK | _IN_CLOEXEC)
+    init.restype = ctypes.c_int
+    fd: int = init(_IN_NONBLOCK | _IN_CLOEXEC)
     if fd < 0:
         return None
     if add_watch(fd, os.fsencode(directory), _MASK) < 0:
