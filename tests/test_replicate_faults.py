@@ -292,3 +292,41 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_sigterm_exits_0_within_seconds_while_the_store_hangs(tmp_path: Path) -> None:
+    """A store that accepts connections and never answers: SIGTERM still ends the
+    sidecar promptly, with status 0 (the put cut short was never written)."""
+    sessions = tmp_path / "sessions"
+    open_writer(sessions, "stuck", 2).close()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sessionwal", "replicate", "s3://b/p", "--dir", str(sessions)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.0)  # it is waiting on the store now
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            _, err = proc.communicate(timeout=8)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 6
+    assert "did not answer within 3 s" in err
+    assert SECRET not in err

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +26,8 @@ __all__ = ["add_parsers", "cmd_ls_url"]
 EXIT_OK = 0
 EXIT_NOT_SHIPPED = 1
 EXIT_ERROR = 2
+#: After SIGTERM, how long the object in flight may take before we exit anyway.
+STOP_GRACE = 3.0
 
 
 def _positive(text: str) -> float:
@@ -96,13 +101,12 @@ def cmd_replicate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_ERROR
 
     def stop(signum: int, frame: object) -> None:
-        replicator.stop()
+        replicator.stop(timeout=0)  # no waiting inside a signal handler
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if not args.once:
-            replicator.run()
-            return EXIT_OK
+            return _run_until_stopped(replicator, err)
         try:
             unshipped = replicator.ship_once(give_up_after=args.timeout)
         except StoreMisconfigured as exc:
@@ -127,6 +131,39 @@ def cmd_replicate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _run_until_stopped(replicator: Any, err: TextIO) -> int:
+    """Replicates in a thread until a signal; then gives the object in flight
+    ``STOP_GRACE`` seconds to land, and exits either way (puts are atomic: one
+    cut short was never written, and the next run ships its lines)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            replicator.run()
+        except BaseException as exc:  # reported by the main thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="sessionwal-replicate")
+    thread.start()
+    while thread.is_alive() and not replicator.stopping:
+        thread.join(0.5)
+    thread.join(STOP_GRACE)
+    if failure:
+        err.write(f"sessionwal: replicate stopped: {failure[0]}\n")
+        return EXIT_ERROR
+    if thread.is_alive():
+        err.write(
+            f"sessionwal replicate: the store did not answer within {STOP_GRACE:g} s; "
+            "stopping without the object in flight (the next run ships it)\n"
+        )
+        err.flush()
+        sys.stdout.flush()
+        # The pass's worker threads are stuck in a request: exiting normally would
+        # wait for them (concurrent.futures joins its workers at exit).
+        os._exit(EXIT_OK)
+    return EXIT_OK
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
