@@ -502,3 +502,50 @@ def test_a_running_replicator_never_makes_a_writer_open_fail(tmp_path: Path) -> 
     assert restored_bytes((tmp_path / "store").as_uri(), tmp_path / "restored") == {
         "busy.jsonl.__partial__": (sessions / "busy.jsonl.__partial__").read_bytes()
     }
+
+
+def test_a_new_host_restores_then_replicates_without_reshipping(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The host-replacement path: restore onto a fresh disk, resume the sidecar there;
+    what came from the store is not sent again, and new lines carry on its generation."""
+    old_host = tmp_path / "old"
+    open_writer(old_host, "done", 3).close()
+    crashed = open_writer(old_host, "resume", 3)
+    crashed.abandon()
+    assert Replicator(store_url, old_host).run_pass().ok
+    new_host = tmp_path / "new"
+    restore(store_url, None, new_host)
+    replicator = Replicator(store_url, new_host)
+    assert replicator.run_pass().objects == 0
+    resumed = open_writer(new_host, "resume", 2, first=3)  # the runtime reopens it
+    assert replicator.run_pass().objects == 1
+    resumed.close()
+    assert replicator.run_pass().ok
+    assert {sid: sorted(gens) for sid, gens in layout(store_url).items()} == {
+        "done": [1],
+        "resume": [1],
+    }
+    assert restored_bytes(store_url, tmp_path / "again") == {
+        p.name: p.read_bytes() for p in sorted(new_host.iterdir())
+    }
+
+
+def test_large_sessions_split_into_segments_and_close_as_multipart(
+    store_url: str, tmp_path: Path
+) -> None:
+    sessions = tmp_path / "sessions"
+    writer = open_writer(sessions, "big")
+    for i in range(150):  # ~9.4 MiB: more than one 8 MiB segment, a multipart close
+        writer.write_chunk(i, ChunkRow(kind="tool", payload={"i": i, "out": "z" * 65536}))
+    replicator = Replicator(store_url, sessions)
+    assert replicator.run_pass().ok
+    segments = layout(store_url)["big"][1]
+    assert len(segments) == 2
+    assert segments[0][1] <= 8 * 1024 * 1024  # type: ignore[index]
+    writer.close()
+    assert replicator.run_pass().ok
+    assert layout(store_url)["big"] == {1: ["closed"]}
+    assert restored_bytes(store_url, tmp_path / "restored") == {
+        "big.jsonl": (sessions / "big.jsonl").read_bytes()
+    }
