@@ -549,3 +549,21 @@ def test_large_sessions_split_into_segments_and_close_as_multipart(
     assert restored_bytes(store_url, tmp_path / "restored") == {
         "big.jsonl": (sessions / "big.jsonl").read_bytes()
     }
+
+
+def test_the_sessions_directory_replaced_under_a_running_replicator(tmp_path: Path) -> None:
+    """inotify's watch dies with the directory: the replicator falls back to polling."""
+    sessions = tmp_path / "sessions"
+    url = (tmp_path / "store").as_uri()
+    events: list[Shipped] = []
+    replicator = Replicator(url, sessions, interval=0.05, on_shipped=events.append)
+    replicator.start()
+    try:
+        open_writer(sessions, "before", 1).close()
+        wait_until(lambda: any(s.session_id == "before" for s in events))
+        (sessions / "before.jsonl").unlink()
+        sessions.rmdir()
+        open_writer(sessions, "after", 1).close()  # the writer makes the directory again
+        wait_until(lambda: any(s.session_id == "after" for s in events), timeout=10)
+    finally:
+        replicator.stop(timeout=10)

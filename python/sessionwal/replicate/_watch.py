@@ -102,36 +102,27 @@ class Watcher:
         """The next :meth:`wait` reports None (everything), e.g. after a failed pass."""
         self._overflow = True
 
-    def wait(self, not_before: float, timeout: float | None = None) -> set[str] | None:
-        """Sleeps until ``not_before`` (monotonic) and until something changed.
-
-        Returns early (with what is known) when woken; after ``timeout``
-        seconds without a change, returns an empty set.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, not_before: float) -> set[str] | None:
+        """Sleeps until ``not_before`` (monotonic) and until something changed;
+        returns at once (with what is known) when woken."""
         while True:
             now = time.monotonic()
             if self._inotify is None:
                 # Polling: every interval, everything.
-                if now >= not_before:
-                    return None
-                if self._sleep(not_before - now):
+                if now >= not_before or self._sleep(not_before - now):
                     return None
                 continue
-            self._drain()
+            if not self._drain():
+                continue  # the watch is gone: poll
             if now >= self._next_rescan:
                 self._overflow = True
-            if (self._pending or self._overflow) and now >= not_before:
+            changed = bool(self._pending) or self._overflow
+            if changed and now >= not_before:
                 return self._take()
-            if deadline is not None and now >= deadline:
-                return self._take()
-            if self._pending or self._overflow:
-                delay = not_before - now
-            else:
-                delay = self._next_rescan - now
-            if deadline is not None:
-                delay = min(delay, deadline - now)
-            if self._sleep(max(delay, 0.0), watch_inotify=not self._pending):
+            # Something changed: wait out the interval. Nothing did: sleep until
+            # an event (or the next full rescan) comes.
+            delay = not_before - now if changed else self._next_rescan - now
+            if self._sleep(max(delay, 0.0), watch_inotify=not changed):
                 return self._take()
 
     def _take(self) -> set[str] | None:
@@ -158,20 +149,28 @@ class Watcher:
             return True
         return False
 
-    def _drain(self) -> None:
-        assert self._inotify is not None
-        while True:
+    def _drain(self) -> bool:
+        """Reads the pending events; False when the watch is gone (then we poll)."""
+        while self._inotify is not None:
             try:
                 data = os.read(self._inotify, 1 << 16)
             except BlockingIOError:
-                return
+                return True
             offset = 0
             while offset + _EVENT.size <= len(data):
                 _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
                 offset += _EVENT.size
                 name = data[offset : offset + length].split(b"\0", 1)[0]
                 offset += length
-                if mask & (_IN_Q_OVERFLOW | _IN_IGNORED):
+                if mask & _IN_IGNORED:
+                    # The directory itself went away (deleted, unmounted): the watch is
+                    # gone with it, so poll from now on.
+                    self._overflow = True
+                    os.close(self._inotify)
+                    self._inotify = None
+                    return False
+                if mask & _IN_Q_OVERFLOW:
                     self._overflow = True
                 elif name:
                     self._pending.add(os.fsdecode(name))
+        return False
