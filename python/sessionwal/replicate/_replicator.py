@@ -57,6 +57,8 @@ logger = logging.getLogger("sessionwal.replicate")
 
 #: A live segment holds at most this many bytes (more only for one longer line).
 SEGMENT_MAX = 8 * 1024 * 1024
+#: A file changed more recently than this is not taken as settled (see _settle).
+_RACY_NS = 1_000_000_000
 _BACKOFF_FIRST = 0.5
 _BACKOFF_CAP = 30.0
 
@@ -453,6 +455,19 @@ class Replicator:
         if self._on_shipped is not None:
             self._on_shipped(shipped)
 
+    def _settle(self, path: Path, st: os.stat_result) -> None:
+        """Remembers that ``path``, as ``st`` describes it, is fully shipped.
+
+        Not when it changed within the last ``_RACY_NS``: file times come from
+        a coarse clock, so a same-size rewrite in the same tick as the change we
+        saw would look unchanged (git's "racily clean" entries). Such a file is
+        checked again next pass, which costs one read of its boundary window.
+        """
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS:
+            self._settled[path] = _stat_key(st)
+        else:
+            self._settled.pop(path, None)
+
     def _boundary_holds(self, fd: int, generation: Generation, limit: int) -> bool:
         """True when the file still holds, before the generation's last shipped offset,
         the bytes that were shipped there (checked by digest, never by size)."""
@@ -505,7 +520,7 @@ class Replicator:
                 )
                 start = end
             if not self._stop.is_set():
-                self._settled[path] = _stat_key(st)
+                self._settle(path, st)
         finally:
             os.close(fd)
         return objects
@@ -525,7 +540,7 @@ class Replicator:
             st = os.fstat(fd)
             length = _complete_length(fd, st.st_size)
             if length == 0:
-                self._settled[path] = _stat_key(st)
+                self._settle(path, st)
                 return 0
             digest = _digest_before(fd, 0, length)
             assert digest is not None
@@ -533,7 +548,7 @@ class Replicator:
                 closed = earlier.closed
                 if closed is not None and closed.size == length and closed.digest == digest:
                     self._remove_consolidated_pieces(remote)
-                    self._settled[path] = _stat_key(st)
+                    self._settle(path, st)
                     return 0
             generation: Generation | None = remote.open_generation()
             if generation is not None and not self._boundary_holds(fd, generation, length):
@@ -551,7 +566,7 @@ class Replicator:
                 length,
             )
             self._remove_consolidated_pieces(remote)
-            self._settled[path] = _stat_key(st)
+            self._settle(path, st)
             return 1
         finally:
             os.close(fd)
