@@ -236,8 +236,17 @@ class Replicator:
 
     Use :meth:`ship_once` for one catch-up (``--once``), :meth:`run` to
     replicate until :meth:`stop`, or :meth:`start` for a background thread
-    inside a runtime process. ``on_shipped`` is called (from worker threads)
-    with a :class:`Shipped` for every object put.
+    inside a runtime process.
+
+    - ``directory``: the sessions directory (default ``$SESSIONWAL_HOME/sessions``);
+    - ``interval``: seconds between passes while files change;
+    - ``workers``: sessions shipped at once (threads);
+    - ``use_inotify``: False polls every ``interval`` instead;
+    - ``rescan``: with inotify, seconds between full rescans all the same;
+    - ``timeout``: seconds one store request may take (retries included);
+    - ``on_shipped``: called (from worker threads) with a :class:`Shipped`
+      for every object put;
+    - ``client``: an :class:`ObjectStoreClient` to use instead of one for ``url``.
     """
 
     def __init__(
