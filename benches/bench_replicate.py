@@ -67,13 +67,15 @@ REPLICATOR = r"""
 import json, signal, sys, threading, time
 from sessionwal.replicate import Replicator
 
-url, directory, interval, out = sys.argv[1:]
+url, directory, interval, workers, out = sys.argv[1:]
 events = []
 lock = threading.Lock()
 def shipped(s):
     with lock:
         events.append((time.time(), s.session_id, s.kind, s.end))
-replicator = Replicator(url, directory, interval=float(interval), on_shipped=shipped)
+replicator = Replicator(
+    url, directory, interval=float(interval), workers=int(workers), on_shipped=shipped
+)
 passes = []
 one_pass = replicator.run_pass
 def timed_pass(names=None):
@@ -198,7 +200,13 @@ def _writers_only(
 
 
 def run_one(
-    store: str, sessions: int, rate: float, duration: float, interval: float, moto: Moto | None
+    store: str,
+    sessions: int,
+    rate: float,
+    duration: float,
+    interval: float,
+    workers: int,
+    moto: Moto | None,
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-replicate-"))
     directory = work / "sessions"
@@ -220,6 +228,7 @@ def run_one(
             url,
             str(directory),
             str(interval),
+            str(workers),
             str(work / "r.json"),
         ],
         env=env,
@@ -302,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="chunks/s per session")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=16, help="the replicator's (default 16)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     moto = Moto() if "s3" in args.store.split(",") else None
@@ -309,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for store in args.store.split(","):
             for sessions in (int(n) for n in args.sessions.split(",")):
-                row = run_one(store, sessions, args.rate, args.duration, args.interval, moto)
+                row = run_one(
+                    store, sessions, args.rate, args.duration, args.interval, args.workers, moto
+                )
                 rows.append(row)
                 print(json.dumps(row) if args.json else row, flush=True)
     finally:
