@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = [
     "ObjectStoreClient",
@@ -117,8 +117,7 @@ class ObjectStoreClient:
         self._obstore = obstore
         try:
             if urlsplit(url).scheme == "file":
-                path = urlsplit(url).path
-                os.makedirs(path, mode=0o700, exist_ok=True)
+                os.makedirs(unquote(urlsplit(url).path), mode=0o700, exist_ok=True)
                 self._store = from_url(url)
             else:
                 client: dict[str, Any] = {
