@@ -2,8 +2,8 @@
 
 Two writer processes (runtime processes) write the sessions; one replicator
 process (``sessionwal.replicate.Replicator``, as ``sessionwal replicate`` runs
-it) ships them to ``file://`` or to an S3 endpoint on loopback (moto's
-server, in its own process). Measured:
+it) ships them to ``file://`` or to an S3 endpoint on loopback in its own
+process (moto's server, or s3s-fs with ``--store s3s``). Measured:
 
 - lag: from a chunk's write returning (the writer's clock) to the put of the
   first object covering it returning (the replicator's clock; S3 lists an
@@ -104,16 +104,30 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Moto:
-    """moto's S3 server in its own process, so its CPU is not the replicator's."""
+class S3Server:
+    """An S3 server on loopback in its own process, so its CPU is not the replicator's:
+    moto's (``s3``) or s3s-fs's (``s3s``: a Rust server over a directory, from
+    ``cargo install s3s-fs --features binary``; its path in ``$S3S_FS``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
         self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        if kind == "s3":
+            command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        else:
+            root = tempfile.mkdtemp(prefix="bench-s3s-")
+            command = [
+                os.environ.get("S3S_FS", "s3s-fs"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--access-key",
+                "bench",
+                "--secret-key",
+                "bench",
+                root,
+            ]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -206,16 +220,16 @@ def run_one(
     duration: float,
     interval: float,
     workers: int,
-    moto: Moto | None,
+    servers: dict[str, S3Server],
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-replicate-"))
     directory = work / "sessions"
     directory.mkdir()
     env = dict(os.environ)
-    if store == "s3":
-        assert moto is not None
-        url = moto.bucket(f"bench-{sessions}-{int(time.time())}")
-        env.update(moto.env)
+    server = servers.get(store)
+    if server is not None:
+        url = server.bucket(f"bench-{sessions}-{int(time.time())}")
+        env.update(server.env)
     else:
         url = (work / "store").as_uri()
     if store == "none":  # the writers alone: their per-chunk cost without a replicator
@@ -238,7 +252,7 @@ def run_one(
     half = sessions // 2
     # CPU over the steady middle of the run (start-up and the final consolidation excluded).
     time.sleep(min(2.0, duration / 4))
-    store_pid = moto.proc.pid if store == "s3" and moto is not None else None
+    store_pid = server.proc.pid if server is not None else None
     cpu0, wall0 = _cpu(replicator.pid), time.monotonic()
     store_cpu0 = _cpu(store_pid) if store_pid else 0.0
     time.sleep(duration - 2 * min(2.0, duration / 4))
@@ -306,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="50,200,1000")
     parser.add_argument(
-        "--store", default="file,s3", help="file, s3, and none (the writers alone, for their cost)"
+        "--store",
+        default="file,s3",
+        help="file, s3 (moto), s3s (s3s-fs), none (the writers alone, for their cost)",
     )
     parser.add_argument("--rate", type=float, default=10.0, help="chunks/s per session")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
@@ -314,19 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=16, help="the replicator's (default 16)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    moto = Moto() if "s3" in args.store.split(",") else None
+    servers = {kind: S3Server(kind) for kind in args.store.split(",") if kind in ("s3", "s3s")}
     try:
         rows = []
         for store in args.store.split(","):
             for sessions in (int(n) for n in args.sessions.split(",")):
                 row = run_one(
-                    store, sessions, args.rate, args.duration, args.interval, args.workers, moto
+                    store, sessions, args.rate, args.duration, args.interval, args.workers, servers
                 )
                 rows.append(row)
                 print(json.dumps(row) if args.json else row, flush=True)
     finally:
-        if moto is not None:
-            moto.close()
+        for server in servers.values():
+            server.close()
     print(
         "\n| store | sessions | lag p50 | lag p99 | pass p99 | replicator cores "
         "| S3 server cores | live B/B written | consolidation B/B written | write µs p50 |"
