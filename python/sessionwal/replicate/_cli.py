@@ -115,11 +115,11 @@ def cmd_replicate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if unshipped and not replicator.stopping:
             ids = sorted({u.session_id for u in unshipped})
             named = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
-            reason = replicator.last_error or unshipped[0].reason
-            err.write(
-                f"sessionwal: not shipped after {args.timeout:g} s: "
-                f"{len(ids)} session(s): {named}; last error: {reason}\n"
-            )
+            if replicator.last_error is None:  # files we could not read
+                when, reason = "", unshipped[0].reason
+            else:
+                when, reason = f" after {args.timeout:g} s", f"last error: {replicator.last_error}"
+            err.write(f"sessionwal: not shipped{when}: {len(ids)} session(s): {named}; {reason}\n")
             return EXIT_NOT_SHIPPED
         stats = replicator.stats
         out.write(
