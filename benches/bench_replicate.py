@@ -1,5 +1,8 @@
 """Replication under load (issue 16): N live sessions of ``chat`` traffic at R chunks/s each.
 
+The sessions are written for ``--duration`` seconds, then left idle for three
+intervals (every line ships live) and closed (each becomes one object).
+
 Two writer processes (runtime processes) write the sessions; one replicator
 process (``sessionwal.replicate.Replicator``, as ``sessionwal replicate`` runs
 it) ships them to ``file://`` or to an S3 endpoint on loopback in its own
@@ -36,7 +39,7 @@ from pathlib import Path
 from sessionwal import Session, SessionWriter
 from sessionwal.bench.workloads import chat
 
-directory, first, count, rate, duration, out = sys.argv[1:]
+directory, first, count, rate, duration, idle, out = sys.argv[1:]
 first, count, rate, duration = int(first), int(count), float(rate), float(duration)
 rows = chat(512, seed=first)
 ids = [f"bench-{n:05d}" for n in range(first, first + count)]
@@ -57,6 +60,9 @@ while time.monotonic() - start < duration:
     delay = start + tick * period - time.monotonic()
     if delay > 0:
         time.sleep(delay)
+# Sessions end after a quiet moment, so every line was shipped live first and
+# the lag measures live shipping, not a burst of 1,000 simultaneous closes.
+time.sleep(float(idle))
 for writer in writers:
     writer.close()
 write_ns.sort()
@@ -168,7 +174,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _start_writers(
-    directory: Path, work: Path, sessions: int, rate: float, duration: float
+    directory: Path, work: Path, sessions: int, rate: float, duration: float, idle: float = 0.0
 ) -> list[subprocess.Popen[bytes]]:
     half = sessions // 2
     return [
@@ -182,6 +188,7 @@ def _start_writers(
                 str(count),
                 str(rate),
                 str(duration),
+                str(idle),
                 str(work / f"w{first}.json"),
             ]
         )
@@ -248,7 +255,7 @@ def run_one(
         env=env,
     )
     time.sleep(1.0)
-    writers = _start_writers(directory, work, sessions, rate, duration)
+    writers = _start_writers(directory, work, sessions, rate, duration, idle=3 * interval)
     half = sessions // 2
     # CPU over the steady middle of the run (start-up and the final consolidation excluded).
     time.sleep(min(2.0, duration / 4))
