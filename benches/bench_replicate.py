@@ -99,6 +99,15 @@ json.dump({"events": events, "passes": passes, "stats": counters}, open(out, "w"
 """
 
 
+#: With --pin: the writers' CPU, and the CPU of everything else (replicator, S3 server).
+PIN: dict[str, set[int]] = {}
+
+
+def _pin(proc: subprocess.Popen[Any], role: str) -> None:
+    if role in PIN:
+        os.sched_setaffinity(proc.pid, PIN[role])
+
+
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -134,6 +143,7 @@ class S3Server:
                 root,
             ]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _pin(self.proc, "store")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -177,7 +187,7 @@ def _start_writers(
     directory: Path, work: Path, sessions: int, rate: float, duration: float, idle: float = 0.0
 ) -> list[subprocess.Popen[bytes]]:
     half = sessions // 2
-    return [
+    writers = [
         subprocess.Popen(
             [
                 sys.executable,
@@ -194,6 +204,9 @@ def _start_writers(
         )
         for first, count in ((0, half), (half, sessions - half))
     ]
+    for writer in writers:
+        _pin(writer, "writers")
+    return writers
 
 
 def _writer_results(work: Path, half: int) -> tuple[dict[str, list[list[float]]], float]:
@@ -241,7 +254,7 @@ def run_one(
         url = (work / "store").as_uri()
     if store == "none":  # the writers alone: their per-chunk cost without a replicator
         return _writers_only(directory, work, sessions, rate, duration)
-    replicator = subprocess.Popen(
+    replicator: subprocess.Popen[bytes] = subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -254,6 +267,7 @@ def run_one(
         ],
         env=env,
     )
+    _pin(replicator, "store")
     time.sleep(1.0)
     writers = _start_writers(directory, work, sessions, rate, duration, idle=3 * interval)
     half = sessions // 2
@@ -335,8 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=16, help="the replicator's (default 16)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="writers on CPU 0, replicator and S3 server on CPU 1: the writers' cost "
+        "without the two sharing a core",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.pin:
+        PIN.update(writers={0}, store={1})
     servers = {kind: S3Server(kind) for kind in args.store.split(",") if kind in ("s3", "s3s")}
     try:
         rows = []
