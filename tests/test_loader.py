@@ -293,24 +293,23 @@ def test_list_sessions_sorted_with_states(writer_cls, sessionwal_home):
 
 
 def test_list_sessions_skips_unreadable_files_with_a_warning(tmp_path, caplog):
-    write_session(sessionwal.SessionWriter, tmp_path / "good.jsonl")
+    write_session(sessionwal.SessionWriter, tmp_path / "session-1.jsonl")
     write_lines(tmp_path / "bad.jsonl", HEADER, "[]")
-    write_lines(tmp_path / "unterminated.jsonl", HEADER, CHUNK)  # final name, no trailer
+    write_lines(tmp_path / "s.jsonl", HEADER, CHUNK)  # final name, no trailer
     (tmp_path / "dir.jsonl").mkdir()
     with caplog.at_level(logging.WARNING, logger="sessionwal.loader"):
         infos = list_sessions(tmp_path)
-    assert [i.path.name for i in infos] == ["good.jsonl"]
+    assert [i.path.name for i in infos] == ["session-1.jsonl"]
     messages = sorted(r.getMessage() for r in caplog.records)
     assert messages == [
         f"skipping session file {tmp_path / 'bad.jsonl'}: {tmp_path / 'bad.jsonl'}:2: "
         "record is an array, not a JSON object",
-        f"skipping session file {tmp_path / 'unterminated.jsonl'}: "
-        f"{tmp_path / 'unterminated.jsonl'}: no trailer, but only a closed session has the "
-        "final name",
+        f"skipping session file {tmp_path / 's.jsonl'}: "
+        f"{tmp_path / 's.jsonl'}: no trailer, but only a closed session has the final name",
     ]
     seen = []
     list_sessions(tmp_path, on_error=lambda path, exc: seen.append(path.name))
-    assert sorted(seen) == ["bad.jsonl", "unterminated.jsonl"]
+    assert sorted(seen) == ["bad.jsonl", "s.jsonl"]
 
 
 def test_list_sessions_of_a_missing_directory_is_empty(tmp_path):
@@ -326,15 +325,17 @@ def test_list_sessions_reads_other_record_shapes(writer_cls, tmp_path):
             lambda index, row: {"index": index, "record_type": "chunk", "payload": row.payload}
         )
 
-    write_session(Reordered, tmp_path / "s.jsonl")
+    write_session(Reordered, tmp_path / "session-1.jsonl")
     (info,) = list_sessions(tmp_path)
     assert (info.chunk_count, info.state) == (len(ROWS), "closed")
     assert load_session(path=info.path).chunks == tuple(ChunkRow(None, row.payload) for row in ROWS)
 
 
 def test_naive_created_at_is_read_as_utc(writer_cls, tmp_path):
-    write_session(writer_cls, tmp_path / "s.jsonl", created_at=datetime(2026, 1, 1, 12))
-    write_session(writer_cls, tmp_path / "t.jsonl", created_at=FIXED_CREATED_AT)
+    write_session(
+        writer_cls, tmp_path / "s.jsonl", session_id="s", created_at=datetime(2026, 1, 1, 12)
+    )
+    write_session(writer_cls, tmp_path / "t.jsonl", session_id="t", created_at=FIXED_CREATED_AT)
     infos = list_sessions(tmp_path)
     assert [i.created_at for i in infos] == [
         datetime(2026, 1, 1, 12, tzinfo=UTC),

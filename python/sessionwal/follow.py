@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionwal import files
-from sessionwal.records import Structure, parse_line
+from sessionwal.records import Structure, line_too_long, max_line_bytes, parse_line
 
 __all__ = ["Follower"]
 
@@ -52,9 +52,14 @@ class Follower:
         self._clock = clock
         self._sleep = sleep
         self._deadline = None if timeout is None else clock() + timeout
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd = files.open_regular_fd(self.path)
         self._structure = Structure(self.path)
-        self._pending = b""
+        self._max_line = max_line_bytes()
+        #: The start of a line whose newline has not arrived, in pieces (joined
+        #: once, when it ends: linear in what is read), and its length. Past
+        #: the line limit the pieces are dropped and only the length counts.
+        self._pieces: list[bytes] = []
+        self._pending_len = 0
         self._trailer: dict[str, Any] | None = None
         #: Why a closed session is corrupt (outcome "corrupt"), else None.
         self.problem: str | None = None
@@ -86,13 +91,15 @@ class Follower:
         Ends when a read finds no more bytes: one pass over what is there.
         """
         while data := os.read(self._fd, _READ_SIZE):
-            if b"\n" not in data:
-                # Only search the new bytes: a long line arriving in pieces
-                # must not be re-scanned on every read.
-                self._pending += data
-                continue
-            *lines, self._pending = (self._pending + data).split(b"\n")
-            for raw in lines:
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:
+                if self._pending_len + end - start > self._max_line:
+                    raise line_too_long(self.path, self._line + 1, self._max_line)
+                self._pieces.append(data[start:end])
+                raw = b"".join(self._pieces)
+                self._pieces.clear()
+                self._pending_len = 0
+                start = end + 1
                 self._line += 1
                 record = parse_line(self.path, self._line, raw)
                 self._gone_since = None
@@ -100,6 +107,11 @@ class Follower:
                 if record_type == "trailer":
                     self._trailer = record
                 yield record_type, record
+            self._pending_len += len(data) - start
+            if self._pending_len <= self._max_line:
+                self._pieces.append(data[start:])
+            else:
+                self._pieces.clear()
 
     def read(self) -> list[tuple[str, dict[str, Any]]]:
         """:meth:`records` as a list."""
@@ -111,7 +123,7 @@ class Follower:
         trailer_seen = self._structure.trailer_line is not None
         if trailer_seen and self._has_final_name():
             problem = files.closed_problem(
-                self._trailer, len(self._pending), self._structure.segment_chunks
+                self._trailer, self._pending_len, self._structure.segment_chunks
             )
             self.outcome = "closed" if problem is None else "corrupt"
             self.problem = problem

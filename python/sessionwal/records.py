@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,9 @@ from typing import IO, Any
 from sessionwal.errors import SessionFormatError
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "HEADER_KEYS",
+    "MAX_LINE_ENV",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "TRAILER_KEYS",
@@ -44,6 +47,8 @@ __all__ = [
     "build_trailer",
     "chunk_kind_value",
     "iter_lines",
+    "line_too_long",
+    "max_line_bytes",
     "now_utc",
     "parse_line",
     "str_enum_is_its_value",
@@ -291,18 +296,70 @@ class Structure:
             raise self._error(line, f"record after the trailer (line {self.trailer_line})")
 
 
-def iter_lines(file: IO[bytes], torn: list[int] | None = None) -> Iterator[tuple[int, bytes]]:
+MAX_LINE_ENV = "SESSIONWAL_MAX_LINE_BYTES"
+#: The longest line readers accept by default: far beyond any record a
+#: session holds in practice, and the bound on a reader's memory (plus a
+#: constant) whatever a file contains. docs/safety.md.
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+_SKIP_STEP = 1 << 20
+
+
+def max_line_bytes() -> int:
+    """The longest line a reader accepts: ``$SESSIONWAL_MAX_LINE_BYTES``, else 256 MiB."""
+    text = os.environ.get(MAX_LINE_ENV)
+    if not text:
+        return DEFAULT_MAX_LINE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_LINE_ENV} must be a positive number of bytes, not {text!r}")
+    return value
+
+
+def line_too_long(path: Path | str, line: int, limit: int) -> SessionFormatError:
+    """The error for a complete line longer than the readers' limit."""
+    return SessionFormatError(
+        path,
+        line,
+        f"line is longer than {limit} bytes, the readers' limit (set ${MAX_LINE_ENV} to raise it)",
+    )
+
+
+def iter_lines(
+    file: IO[bytes],
+    torn: list[int] | None = None,
+    *,
+    path: Path | str | None = None,
+    max_line: int | None = None,
+) -> Iterator[tuple[int, bytes]]:
     """``(line number, line without newline)`` for each complete line of ``file``.
 
     A last line without ``\\n`` is the torn tail: it is not yielded; its length
-    is appended to ``torn`` when given.
+    is appended to ``torn`` when given. Memory is bounded by ``max_line``
+    (default :func:`max_line_bytes`): a complete line longer than that raises
+    :class:`SessionFormatError` naming ``path:line`` (``path`` defaults to
+    the file's name); a torn tail that long is counted, never held.
     """
-    for number, raw in enumerate(file, 1):
-        if not raw.endswith(b"\n"):
-            if torn is not None:
-                torn.append(len(raw))
-            return
-        yield number, raw[:-1]
+    limit = max_line_bytes() if max_line is None else max_line
+    number = 0
+    while raw := file.readline(limit + 1):
+        number += 1
+        if raw.endswith(b"\n"):
+            yield number, raw[:-1]
+            continue
+        length = len(raw)
+        # Longer than any line we accept: find out whether it ends (an
+        # overlong line) or is the torn tail, without keeping its bytes.
+        while length > limit and (more := file.readline(_SKIP_STEP)):
+            length += len(more)
+            if more.endswith(b"\n"):
+                where = path if path is not None else str(getattr(file, "name", "<file>"))
+                raise line_too_long(where, number, limit)
+        if torn is not None:
+            torn.append(length)
+        return
 
 
 @dataclass(frozen=True, slots=True)

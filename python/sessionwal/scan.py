@@ -18,40 +18,53 @@ from typing import Any
 
 from sessionwal import _native
 from sessionwal.errors import SessionFormatError
-from sessionwal.records import FileSummary, Structure, parse_line
+from sessionwal.records import FileSummary, Structure, line_too_long, max_line_bytes, parse_line
 
 __all__ = ["FileSummary", "summarize"]
 
 
-def summarize(path: Path | str, *, validate: bool = False) -> FileSummary:
+def summarize(
+    path: Path | str, *, validate: bool = False, max_line: int | None = None
+) -> FileSummary:
     """Scans ``path``; raises ``OSError`` or :class:`SessionFormatError` like the loader.
 
     Without ``validate``, a line starting with the chunk prefix is counted
     without being parsed, so a corrupt chunk payload goes unnoticed; with it,
-    every complete line must be one valid JSON object.
+    every complete line must be one valid JSON object. Records are judged as
+    the scanner finds them, so memory is bounded by ``max_line`` (default
+    :func:`~sessionwal.records.max_line_bytes`) whatever the number of lines;
+    a longer complete line is a :class:`SessionFormatError`. The file is
+    opened without following a link or blocking on a FIFO, and must be a
+    regular file (``PersistenceError`` otherwise).
     """
     path = Path(path)
-    result = _native.scan(path, validate=validate)
-    invalid = result["invalid"]
-    # Records before the first invalid line are judged first: errors are
-    # reported in line order, as the loader meets them.
-    stop = invalid[0] if invalid is not None else result["lines"] + 1
+    limit = max_line_bytes() if max_line is None else max_line
     structure = Structure(path)
-    header: dict[str, Any] | None = None
-    trailer: dict[str, Any] | None = None
-    previous = 0
-    for line, _hint, text in result["events"]:
-        if line >= stop:
-            break
+    seen: dict[str, Any] = {"previous": 0, "header": None, "trailer": None}
+
+    def on_event(line: int, _hint: str, text: bytes) -> None:
+        previous = seen["previous"]
         if line > previous + 1:
             structure.feed_chunks(previous + 1, line - previous - 1)
         record = parse_line(path, line, text)
         record_type = structure.feed(line, record)
-        if record_type == "header" and header is None:
-            header = record
+        if record_type == "header" and seen["header"] is None:
+            seen["header"] = record
         elif record_type == "trailer":
-            trailer = record
-        previous = line
+            seen["trailer"] = record
+        seen["previous"] = line
+
+    result = _native.scan(path, validate=validate, max_line=limit, on_event=on_event)
+    invalid = result["invalid"]
+    overlong = result["overlong"]
+    # The chunk lines after the last event, up to the first bad line: errors
+    # are reported in line order, as the loader meets them.
+    stop = result["lines"] + 1
+    if invalid is not None:
+        stop = invalid[0]
+    elif overlong is not None:
+        stop = overlong
+    previous = seen["previous"]
     if stop - 1 > previous:
         structure.feed_chunks(previous + 1, stop - 1 - previous)
     if invalid is not None:
@@ -61,14 +74,17 @@ def summarize(path: Path | str, *, validate: bool = False) -> FileSummary:
         # json.loads accepted what the native validator refused: report the latter.
         column = len(text[:byte_column].decode("utf-8", "replace")) + 1
         raise SessionFormatError(path, line, f"invalid JSON: {reason}", column)
+    if overlong is not None:
+        raise line_too_long(path, overlong, limit)
     structure.finish()
+    header = seen["header"]
     assert header is not None
     return FileSummary(
         path=path,
         size=result["size"],
         torn_bytes=result["size"] - result["complete_len"],
         header=header,
-        trailer=trailer,
+        trailer=seen["trailer"],
         chunk_count=structure.chunks,
         segment_chunk_count=structure.segment_chunks,
     )
