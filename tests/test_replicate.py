@@ -567,3 +567,17 @@ def test_the_sessions_directory_replaced_under_a_running_replicator(tmp_path: Pa
         wait_until(lambda: any(s.session_id == "after" for s in events), timeout=10)
     finally:
         replicator.stop(timeout=10)
+
+
+def test_a_link_at_a_session_name_is_refused_and_named(tmp_path: Path) -> None:
+    """The session-file layer's rule: a link is never followed, here as in every reader."""
+    sessions = tmp_path / "sessions"
+    open_writer(sessions, "real", 1).close()
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_bytes(b"not a session\n")
+    (sessions / "planted.jsonl").symlink_to(secret)
+    url = (tmp_path / "store").as_uri()
+    run = sessionwal_cli("replicate", url, "--dir", str(sessions), "--once")
+    assert run.returncode == 1, run.stderr
+    assert "not shipped: 1 session(s): planted; cannot read:" in run.stderr
+    assert sorted(layout(url)) == ["real"]  # the others still went

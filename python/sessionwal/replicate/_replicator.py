@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionwal import files
+from sessionwal.errors import PersistenceError
 from sessionwal.replicate._layout import (
     BOUNDARY_WINDOW,
     Catalog,
@@ -147,19 +147,15 @@ def _session_files(directory: Path, names: set[str] | None) -> dict[str, _LocalF
 
 
 def _open_for_reading(path: Path) -> int | None:
-    """A read-only descriptor on a regular file (no symlink followed), or None if it is gone."""
+    """A read-only descriptor by the session-file layer's rules, or None if the file is gone.
+
+    A link or a FIFO at a session name raises (``OSError`` / ``PersistenceError``):
+    the pass reports it as not shipped rather than passing over it in silence.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return files.open_regular_fd(path)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return None  # a symlink is not a session file the writer made
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
 
 
 def _pread(fd: int, size: int, offset: int) -> bytes:
@@ -308,7 +304,7 @@ class Replicator:
     def run(self) -> None:
         """Replicates until :meth:`stop`: a pass at most every ``interval`` seconds
         while files change, backing off (capped, exponential) while the store fails."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files.make_private_dirs(self.directory)
         watcher = self._watcher = Watcher(
             str(self.directory), use_inotify=self._use_inotify, rescan=self._rescan
         )
@@ -434,7 +430,7 @@ class Replicator:
                         result.error = result.error or exc
                         result.unshipped.append(Unshipped(session_id, path, str(exc)))
                     return
-                except OSError as exc:
+                except (OSError, PersistenceError) as exc:
                     with self._lock:
                         result.unshipped.append(
                             Unshipped(session_id, path, f"cannot read: {exc}", local=True)

@@ -107,11 +107,12 @@ def _download(client: ObjectStoreClient, generation: Generation, target: Path) -
     if os.path.lexists(target):
         raise RestoreError(f"'{target}' exists; not overwritten")
     temporary = target.with_name(f".{target.name}.restoring")
-    fd = os.open(
-        temporary,
-        os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-        0o600,
-    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(temporary, flags, 0o600)
+    except FileExistsError:
+        os.unlink(temporary)  # left by a restore that died: ours by its name
+        fd = os.open(temporary, flags, 0o600)
     try:
         for key, size, digest in _pieces(generation):
             tail = b""
@@ -146,7 +147,8 @@ def restore(
     directory = Path(directory) if directory is not None else files.sessions_dir()
     catalog = _catalog(client)
     wanted = sorted(catalog) if session_ids is None else list(session_ids)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files.make_private_dirs(directory)
+    files.check_directory(directory.resolve(), default=directory == files.sessions_dir())
     restored: list[Restored] = []
     problems: list[str] = []
     for session_id in wanted:

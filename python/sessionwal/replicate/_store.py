@@ -16,8 +16,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from sessionwal import files
 
 __all__ = [
     "ObjectStoreClient",
@@ -117,7 +120,7 @@ class ObjectStoreClient:
         self._obstore = obstore
         try:
             if urlsplit(url).scheme == "file":
-                os.makedirs(unquote(urlsplit(url).path), mode=0o700, exist_ok=True)
+                files.make_private_dirs(Path(unquote(urlsplit(url).path)))
                 self._store = from_url(url)
             else:
                 client: dict[str, Any] = {
