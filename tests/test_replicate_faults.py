@@ -215,16 +215,21 @@ def test_store_outage_does_not_stop_a_once_run_that_recovers(
     for n in range(count):
         open_writer(sessions, f"o{n}", 2).close()
     moto_endpoint.stop()
-    restarter = threading.Timer(1.5, moto_endpoint.start)
-    restarter.start()
+    proc = sessionwal_popen(
+        "replicate", s3_url, "--dir", str(sessions), "--once", "--timeout", "30"
+    )
     try:
-        run = sessionwal_cli(
-            "replicate", s3_url, "--dir", str(sessions), "--once", "--timeout", "20"
-        )
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the store comes back once the sidecar has failed
+            seen.append(line)
+            if "retrying" in line:
+                break
     finally:
-        restarter.join()
-    assert run.returncode == 0, run.stderr
-    assert "retrying" in run.stderr
+        moto_endpoint.start()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(seen) + err
+    assert any("retrying" in line for line in seen)
     assert sorted(layout(s3_url)) == [f"o{n}" for n in range(count)]
 
 
@@ -318,7 +323,9 @@ def test_sigterm_exits_0_within_seconds_while_the_store_hangs(tmp_path: Path) ->
             text=True,
         )
         try:
-            time.sleep(1.0)  # it is waiting on the store now
+            assert proc.stderr is not None
+            assert "replicating" in proc.stderr.readline()  # it runs; the store hangs
+            time.sleep(0.5)
             proc.send_signal(signal.SIGTERM)
             started = time.monotonic()
             _, err = proc.communicate(timeout=8)
