@@ -14,6 +14,8 @@ by :func:`sessionwal.files.judge`, so they agree on its state:
 - ``tail [-f] TARGET``: the last records, then (``-f``) follow; 0 when the
   session closed, 1 when following stopped first (writer gone, ``--timeout``),
   2 when it cannot be read.
+- ``replicate URL``, ``restore URL [ID...]``, ``ls URL``: object storage, see
+  ``sessionwal.replicate`` and docs/replication.md.
 - ``bench``: the benchmark of ``sessionwal.bench`` (its own options).
 
 A TARGET is a path to a session file, or a session id looked up in the
@@ -38,6 +40,7 @@ from sessionwal.files import SessionState
 from sessionwal.follow import Follower
 from sessionwal.loader import SessionInfo, list_sessions, load_session
 from sessionwal.repair import repair_session
+from sessionwal.replicate import _cli as replicate_cli
 
 __all__ = ["main", "quote_controls"]
 
@@ -174,6 +177,8 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.url is not None:
+        return replicate_cli.cmd_ls_url(args, out, err)
     directory = _sessions_dir(args)
     if args.dir is not None and not directory.is_dir():
         raise _Failure(f"'{directory}' is not a directory")
@@ -371,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     def dir_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", help="sessions directory (default: $SESSIONWAL_HOME/sessions)")
 
-    p = sub.add_parser("ls", help="list sessions, oldest first")
+    p = sub.add_parser("ls", help="list sessions, oldest first (or those in a store: ls URL)")
+    p.add_argument("url", metavar="URL", nargs="?", help="list the sessions in this store instead")
     dir_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object per session")
     p.set_defaults(run=cmd_ls)
@@ -402,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="stop following after this many seconds")
     p.add_argument("--poll", type=float, default=0.1, help="seconds between polls (default 0.1)")
     p.set_defaults(run=cmd_tail)
+
+    replicate_cli.add_parsers(sub, dir_option)
 
     # Parsed by sessionwal.bench itself (see main); listed here for --help.
     sub.add_parser("bench", help="benchmark native vs pure writers (bench --help for options)")
