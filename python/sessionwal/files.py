@@ -65,6 +65,7 @@ __all__ = [
     "is_partial",
     "is_session_name",
     "judge",
+    "keep_earlier_session",
     "lock_for_writing",
     "lock_unless_written",
     "locked_inodes",
@@ -283,6 +284,39 @@ def earlier_sessions_of(final: Path) -> list[Path]:
     exactly ``<final>.~N~``, oldest (lowest N) first."""
     found = _names_with_tail(final, _EARLIER_TAIL)
     return sorted(found, key=lambda path: int(path.name[len(final.name) + 2 : -1]))
+
+
+def keep_earlier_session(final: Path) -> Path | None:
+    """Moves the closed session at ``final`` aside to the next ``<final>.~N~``, as a
+    close does (rust/file.rs) before installing a new session of the same id;
+    returns where it went, or None when nothing is at ``final``. Nothing is
+    replaced: a link to the new name fails if it exists, and ``final`` is
+    unlinked only while it still names the file that was linked."""
+    for _ in range(100):
+        try:
+            named = os.stat(final, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        earlier = earlier_sessions_of(final)
+        n = int(earlier[-1].name[len(final.name) + 2 : -1]) + 1 if earlier else 1
+        aside = final.with_name(f"{final.name}.~{n}~")
+        try:
+            os.link(final, aside, follow_symlinks=False)
+        except (FileExistsError, FileNotFoundError):
+            continue  # another close took that number, or final went: look again
+        if (named.st_dev, named.st_ino) == _identity(final):
+            os.unlink(final)
+            return aside
+        os.unlink(aside)  # final was replaced meanwhile: not the file we linked
+    raise PersistenceError(f"could not move '{final}' aside: it keeps changing")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _names_with_tail(path: Path, tail: re.Pattern[str]) -> list[Path]:
