@@ -45,6 +45,11 @@ def lines(*records: dict) -> bytes:
 SHAPES = {
     "closed": ("s.jsonl", lines(HEADER, chunk(0), chunk(1), trailer(2)), SessionState.CLOSED),
     "crashed": ("s.jsonl.__partial__", lines(HEADER, chunk(0)), SessionState.CRASHED),
+    "header without created_at": (
+        "s.jsonl",
+        lines({**HEADER, "created_at": "yesterday"}, chunk(0), trailer(1)),
+        SessionState.CLOSED,
+    ),
     "torn tail": (
         "s.jsonl.__partial__",
         lines(HEADER, chunk(0)) + b'{"record_type": "chu',

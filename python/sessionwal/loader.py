@@ -177,6 +177,8 @@ class SessionInfo:
 
     id: str
     path: Path
+    #: The header's ``created_at`` (naive read as UTC), or the file's
+    #: modification time when the header has no ISO-8601 one.
     created_at: datetime
     #: Complete chunk records in the file.
     chunk_count: int
@@ -195,13 +197,17 @@ class SessionInfo:
 
 
 def _created_at(path: Path, header: dict[str, Any]) -> datetime:
+    """The header's ISO-8601 ``created_at``; else (a runtime's own header hook may
+    write none, or another shape) the file's modification time. Not a format
+    error: no other reader judges ``created_at``, and a listing must agree
+    with ``verify`` about every file."""
     value = header.get("created_at")
     try:
         created = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         created = None
     if created is None:
-        raise SessionFormatError(path, 1, f"header has no ISO-8601 created_at (got {value!r})")
+        return datetime.fromtimestamp(os.stat(path, follow_symlinks=False).st_mtime, UTC)
     # A duck-typed session may carry a naive datetime: read it as UTC so that
     # every created_at compares with every other.
     return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
