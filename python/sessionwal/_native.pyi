@@ -7,7 +7,18 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-__all__ = ["STRING_ENCODER", "NativeAsyncWriter", "NativeWriter", "encode_record", "scan"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "STRING_ENCODER",
+    "NativeAsyncWriter",
+    "NativeWriter",
+    "encode_record",
+    "recover",
+    "scan",
+]
+
+MAX_LINE_BYTES: int
+"""The readers' default maximum line length in bytes (without the newline)."""
 
 STRING_ENCODER: str
 """How 2- and 4-byte strings are encoded: ``"avx512"``, ``"avx2"`` or ``"scalar"``, the
@@ -83,11 +94,25 @@ class NativeAsyncWriter:
     @property
     def closed(self) -> bool: ...
 
-def scan(source: bytes | str | PathLike[str], *, validate: bool = False) -> dict[str, Any]:
-    """Scans a session file (a path, read without the GIL) or its bytes.
+def scan(
+    source: bytes | str | PathLike[str], *, validate: bool = False, end: int | None = None
+) -> dict[str, Any]:
+    """Scans a session file (a path, read without the GIL) or its bytes; only the first
+    ``end`` bytes when given.
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
     ``[(line, kind, text)]`` for every complete line that is not a chunk line;
     ``invalid``, ``None`` or ``(line, byte_column, reason, text)`` for the
     first line that is not one JSON object (only with ``validate=True``).
+    """
+
+def recover(source: bytes | str | PathLike[str], *, max_line: int = ...) -> dict[str, Any]:
+    """The recovery rule: where the valid log of a session file (a path, read without the
+    GIL, or its bytes) ends, and what follows it.
+
+    Keys: ``end``, ``size``, ``records``, ``chunks`` (ints), ``trailer_at`` (int or ``None``),
+    ``tail`` (``None`` or its kind: ``"zeros"``, ``"hole"``, ``"torn"``, ``"garbage"``,
+    ``"unrecognized record"``, ``"out of sequence"``), ``line_too_long`` (``None`` or
+    ``(line, offset, length, max_line)``: the line after the prefix may be a record
+    longer than ``max_line``; ``size``, ``chunks`` and ``tail`` are then ``None``).
     """

@@ -19,6 +19,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::NativeAsyncWriter>()?;
     m.add_function(wrap_pyfunction!(writer::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::recover, m)?)?;
+    m.add("MAX_LINE_BYTES", crate::scan::MAX_LINE_BYTES)?;
     let wide = crate::encode::string::WideEncoder::selected();
     m.add("STRING_ENCODER", wide.name())?;
     Ok(())

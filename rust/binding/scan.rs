@@ -1,6 +1,9 @@
 //! `sessionwal._native.scan`: the file scanner of `crate::scan`, for the
-//! loader's `list_sessions` and the CLI's `verify`.
+//! loader's `list_sessions` and the CLI's `verify`; `sessionwal._native.recover`:
+//! the recovery rule of `crate::scan::recovery`, for every reader.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
@@ -8,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::to_pyerr;
 use crate::error::WalError;
-use crate::scan::{scan_bytes, scan_path, Scan};
+use crate::scan::{scan_bytes, scan_reader, valid_prefix, RecoveryError, Scan};
 
 /// Scans a session file (a path) or its bytes (a `bytes` object).
 ///
@@ -18,22 +21,83 @@ use crate::scan::{scan_bytes, scan_path, Scan};
 /// the prefix; `text` is the line's bytes without the newline); `invalid`,
 /// `None` or `(line, byte_column, reason, text)` for the first line that is not
 /// one valid JSON object (only checked with `validate=True`).
-/// A path is read with the interpreter released.
+/// With `end`, only the first `end` bytes are scanned (the valid prefix
+/// `recover` found). A path is read with the interpreter released.
 #[pyfunction]
-#[pyo3(name = "scan", signature = (source, *, validate = false))]
+#[pyo3(name = "scan", signature = (source, *, validate = false, end = None))]
 pub fn scan_file<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
     validate: bool,
+    end: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let end = end.unwrap_or(u64::MAX);
     let result = if let Ok(bytes) = source.cast::<PyBytes>() {
-        scan_bytes(bytes.as_bytes(), validate)
+        let data = bytes.as_bytes();
+        scan_bytes(&data[..data.len().min(end as usize)], validate)
     } else {
         let path: PathBuf = source.extract()?;
-        py.detach(|| scan_path(&path, validate))
+        py.detach(|| File::open(&path).and_then(|f| scan_reader(f.take(end), validate)))
             .map_err(|e| to_pyerr(py, WalError::io_at(e, path)))?
     };
     to_dict(py, result)
+}
+
+/// The recovery rule on a session file (a path) or its bytes: where its
+/// valid log ends and what follows.
+///
+/// Returns a dict: `end` (bytes of the valid prefix), `size`, `records`,
+/// `chunks`, `trailer_at` (offset of the trailer ending the prefix, or
+/// `None`), `tail` (`None` or its kind: "zeros", "hole", "torn", "garbage",
+/// "unrecognized record", "out of sequence"), and `line_too_long`: `None`, or
+/// `(line, offset, length, max_line)` when the line after the prefix is
+/// longer than `max_line` and may be a record (the other keys then
+/// describe the prefix before it, and `tail` is `None`).
+#[pyfunction]
+#[pyo3(signature = (source, *, max_line = crate::scan::MAX_LINE_BYTES))]
+pub fn recover<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    max_line: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (result, path) = if let Ok(bytes) = source.cast::<PyBytes>() {
+        (valid_prefix(bytes.as_bytes(), max_line), None)
+    } else {
+        let path: PathBuf = source.extract()?;
+        let result = py.detach(|| {
+            let file = File::open(&path).map_err(RecoveryError::Io)?;
+            valid_prefix(file, max_line)
+        });
+        (result, Some(path))
+    };
+    let dict = PyDict::new(py);
+    match result {
+        Ok(prefix) => {
+            dict.set_item("end", prefix.end)?;
+            dict.set_item("size", prefix.size)?;
+            dict.set_item("records", prefix.records)?;
+            dict.set_item("chunks", prefix.chunks)?;
+            dict.set_item("trailer_at", prefix.trailer_at)?;
+            dict.set_item("tail", prefix.tail.map(|kind| kind.as_str()))?;
+            dict.set_item("line_too_long", py.None())?;
+        }
+        Err(RecoveryError::LineTooLong {
+            line,
+            offset,
+            len,
+            max,
+        }) => {
+            dict.set_item("end", offset)?;
+            dict.set_item("size", py.None())?;
+            dict.set_item("records", line - 1)?;
+            dict.set_item("chunks", py.None())?;
+            dict.set_item("trailer_at", py.None())?;
+            dict.set_item("tail", py.None())?;
+            dict.set_item("line_too_long", (line, offset, len, max))?;
+        }
+        Err(RecoveryError::Io(source)) => return Err(to_pyerr(py, WalError::Io { source, path })),
+    }
+    Ok(dict)
 }
 
 fn to_dict(py: Python<'_>, scan: Scan) -> PyResult<Bound<'_, PyDict>> {
