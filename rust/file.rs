@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
 use crate::fork;
@@ -18,6 +19,14 @@ use crate::sys::{RealSys, Sys};
 /// How many times `open` retries when the file it locked was renamed or
 /// unlinked between its `open` and its `flock` (a concurrent close).
 const OPEN_ATTEMPTS: usize = 3;
+
+/// How long `open` waits for a lock that someone else holds before it
+/// refuses. Readers that must probe the lock (`sessionwal.files.
+/// writer_holds_lock`, when `/proc/locks` does not list it) hold it for
+/// microseconds and must never make a writer fail; a second writer holds it
+/// for its whole life and is still refused, this much later. The pure
+/// writer waits the same (`WRITER_LOCK_PATIENCE`).
+const LOCK_PATIENCE: Duration = Duration::from_millis(50);
 
 enum State {
     Open,
@@ -58,9 +67,8 @@ impl WalFile {
             let file = sys
                 .open_append(partial_path)
                 .map_err(|e| WalError::io_at(e, partial_path))?;
-            let locked = sys
-                .try_lock(&file)
-                .map_err(|e| WalError::io_at(e, partial_path))?;
+            let locked =
+                lock_patiently(&*sys, &file).map_err(|e| WalError::io_at(e, partial_path))?;
             if !locked {
                 return Err(WalError::Locked {
                     partial_path: partial_path.to_path_buf(),
@@ -401,6 +409,22 @@ fn names_same_file(file: &File, path: &Path) -> Result<bool> {
 fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// `try_lock` until it succeeds or [`LOCK_PATIENCE`] has passed.
+fn lock_patiently(sys: &dyn Sys, file: &File) -> io::Result<bool> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if sys.try_lock(file)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
 }
 
 /// Windows: std exposes no stable file identity (volume serial + file

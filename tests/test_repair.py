@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 import sessionwal
 import sessionwal.pure
 from sessionwal import ChunkKind, ChunkRow, load_session
+from sessionwal.files import state_of
 from sessionwal.repair import RepairRefused, repair_session
-from sessionwal.scan import verify_file
 
 from conftest import FIXED_CLOSED_AT, make_session
 
@@ -60,7 +60,7 @@ def test_repair_cuts_the_torn_tail_and_appends_a_recovered_trailer(
     loaded = load_session(path=final)
     assert loaded.chunks == tuple(ROWS)
     assert loaded.closed and loaded.recovered and loaded.torn_bytes == 0
-    assert verify_file(final).status == "ok"
+    assert state_of(final, validate=True).status == "ok"
 
 
 def test_repair_without_a_torn_tail_only_appends_the_trailer(writer_cls, tmp_path):
@@ -216,4 +216,4 @@ def test_repair_keeps_every_complete_record_at_any_truncation_point(writer, data
             assert repaired == kept and not result.trailer_added
         else:
             assert loaded.recovered and loaded.trailer["final_chunk_count"] == len(chunks)
-        assert verify_file(result.path).status == "ok"
+        assert state_of(result.path, validate=True).status == "ok"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from sessionwal.errors import PersistenceError
+from sessionwal.errors import PersistenceError, SessionFormatError
+from sessionwal.files import (
+    SESSIONWAL_HOME_ENV,
+    SessionState,
+    ensure_sessions_dir,
+    session_file,
+    session_partial_file,
+    sessions_dir,
+)
 from sessionwal.loader import (
     PersistedSession,
-    SessionFormatError,
     SessionInfo,
     delete_session,
     iter_records,
@@ -14,13 +21,6 @@ from sessionwal.loader import (
     prune_sessions,
 )
 from sessionwal.model import ChunkKind, ChunkRow, Session, Usage
-from sessionwal.paths import (
-    SESSIONWAL_HOME_ENV,
-    ensure_sessions_dir,
-    session_file,
-    session_partial_file,
-    sessions_dir,
-)
 from sessionwal.records import build_chunk_record, build_header, build_trailer
 from sessionwal.writer import SessionWriter
 
@@ -33,6 +33,7 @@ __all__ = [
     "Session",
     "SessionFormatError",
     "SessionInfo",
+    "SessionState",
     "SessionWriter",
     "Usage",
     "build_chunk_record",

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sessionwal import paths, records
+from sessionwal import files, records
 
 __all__ = ["SYNC_MODES", "WriterBase"]
 
@@ -25,8 +25,8 @@ class WriterBase:
     build_header = staticmethod(records.build_header)
     build_trailer = staticmethod(records.build_trailer)
     build_chunk_record = staticmethod(records.build_chunk_record)
-    session_file = staticmethod(paths.session_file)
-    session_partial_file = staticmethod(paths.session_partial_file)
+    session_file = staticmethod(files.session_file)
+    session_partial_file = staticmethod(files.session_partial_file)
 
     # Set by the concrete writer's constructor (via _resolve_paths).
     _final_path: Path
@@ -46,11 +46,11 @@ class WriterBase:
         """(final, partial) as the seed computes them, resolved to absolute paths."""
         if path is not None:
             final_path = Path(path).resolve()
-            return final_path, final_path.with_name(final_path.name + paths.PARTIAL_SUFFIX)
+            return final_path, files.partial_of(final_path)
         final_path = Path(self.session_file(session.id)).resolve()
         partial_path = Path(self.session_partial_file(session.id)).resolve()
-        if final_path.parent == paths.sessions_dir().resolve():
-            paths.ensure_sessions_dir()
+        if final_path.parent == files.sessions_dir().resolve():
+            files.ensure_sessions_dir()
         return final_path, partial_path
 
     def _uses_default_chunk_builder(self) -> bool:

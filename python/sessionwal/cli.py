@@ -1,11 +1,12 @@
 """``sessionwal``: the operator's command line (also ``python -m sessionwal``).
 
-Commands and exit codes (see ``docs/reading.md``):
+Commands and exit codes (see ``docs/cli.md``). Every command judges a file
+by :func:`sessionwal.files.judge`, so they agree on its state:
 
 - ``ls [--dir D] [--json]``: sessions, oldest first; 0 (files that cannot be
   listed are reported on stderr), 2 if ``--dir`` is not a directory.
 - ``show TARGET [--json]``: one session's records; 0, or 2 when it cannot be
-  found or read, or is corrupt.
+  found or read, or is corrupt (a corrupt file that loads is still shown).
 - ``verify PATH...``: 0 every file closed and intact, 1 some in flight or
   crashed, 2 some corrupt or unreadable; one line per file.
 - ``repair TARGET``: close a crashed partial file; 0 repaired, 1 refused
@@ -30,12 +31,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sessionwal import paths
-from sessionwal.errors import PersistenceError
+from sessionwal import files, records
+from sessionwal.errors import PersistenceError, RepairRefused
+from sessionwal.files import SessionState
 from sessionwal.follow import Follower
 from sessionwal.loader import SessionInfo, list_sessions, load_session
-from sessionwal.repair import RepairRefused, repair_session
-from sessionwal.scan import verify_file, writer_holds_lock
+from sessionwal.repair import repair_session
 
 __all__ = ["main"]
 
@@ -61,43 +62,31 @@ def _dump(record: Any) -> str:
 
 
 def _sessions_dir(args: argparse.Namespace) -> Path:
-    return Path(args.dir) if args.dir is not None else paths.sessions_dir()
+    return Path(args.dir) if args.dir is not None else files.sessions_dir()
 
 
 def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> Path:
     """A session file from a path, or from an id in ``directory``.
 
-    An existing file wins. Otherwise a valid id names ``<dir>/<id>.jsonl``,
-    else its ``__partial__`` file (the partial one first with
-    ``prefer_partial``); a path to a final name that does not exist yet falls
-    back to its ``__partial__`` file, as ``load_session`` does.
+    An existing file wins. Otherwise the path's candidates (a final name not
+    there yet falls back to its partial file, as ``load_session`` does), then
+    a valid id's (``<dir>/<id>.jsonl``, else its partial file; the partial one
+    first with ``prefer_partial``).
     """
     given = Path(target)
     if given.is_file():
         return given
-    candidates = [given.with_name(given.name + paths.PARTIAL_SUFFIX)] if given.name else []
+    found = files.candidates(path=given)[1:] if given.name else []
     try:
-        session_id = paths.validate_session_id(target)
+        found += files.candidates(target, directory=directory, prefer_partial=prefer_partial)
     except ValueError:
         pass
-    else:
-        final = directory / f"{session_id}.jsonl"
-        partial = final.with_name(final.name + paths.PARTIAL_SUFFIX)
-        candidates += [partial, final] if prefer_partial else [final, partial]
-    for candidate in candidates:
+    for candidate in found:
         if candidate.is_file():
             return candidate
     raise _Failure(
         f"no session file for '{target}' (neither a file nor a session in '{directory}')"
     )
-
-
-def _state(path: Path, closed: bool) -> str:
-    if closed:
-        return "closed"
-    if path.name.endswith(paths.PARTIAL_SUFFIX):
-        return "in flight" if writer_holds_lock(path) else "crashed"
-    return "corrupt: final name but no trailer"
 
 
 # ------------------------------------------------------------------ ls
@@ -118,7 +107,7 @@ def _info_json(info: SessionInfo) -> dict[str, Any]:
         "path": str(info.path),
         "created_at": info.created_at.isoformat(),
         "chunk_count": info.chunk_count,
-        "state": info.state,
+        "state": SessionState(info.state).value,
         "closed": info.closed,
         "size": info.size,
         "torn_bytes": info.torn_bytes,
@@ -127,7 +116,7 @@ def _info_json(info: SessionInfo) -> dict[str, Any]:
 
 
 def _state_label(info: SessionInfo) -> str:
-    label = info.state.replace("_", " ")
+    label = SessionState(info.state).label
     return f"{label} (recovered)" if info.recovered else label
 
 
@@ -182,15 +171,7 @@ def _describe(record_type: str, record: dict[str, Any]) -> str:
     if record_type == "header":
         extras = [
             f"{key}={_dump(record[key])}"
-            for key in (
-                "parent_session_ids",
-                "lineage_operator",
-                "lineage_kind",
-                "lineage_extras",
-                "sandbox_backend",
-                "sandbox_spec",
-                "sandbox_handle_id",
-            )
+            for key in records.HEADER_KEYS[4:]  # after record_type, schema, id, created_at
             if record.get(key) not in (None, [], {})
         ]
         text = f"session {record.get('id')} created {record.get('created_at')}"
@@ -222,8 +203,12 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if session.trailer is not None:
             out.write(_dump(session.trailer) + "\n")
         return EXIT_OK
+    verdict = session.verdict()
     out.write(f"path: {session.path}\n")
-    out.write(f"state: {_state(session.path, session.closed)}\n")
+    if verdict.state is SessionState.CORRUPT:
+        out.write(f"state: corrupt: {verdict.detail}\n")
+    else:
+        out.write(f"state: {verdict.state.label}\n")
     out.write(_describe("header", header) + "\n")
     for index, row in zip(session.chunk_indices, session.chunks, strict=True):
         kind = getattr(row.kind, "value", row.kind)
@@ -232,7 +217,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(_describe("trailer", session.trailer) + "\n")
     if session.torn_bytes:
         out.write(f"torn tail: {session.torn_bytes} bytes after the last complete record\n")
-    return EXIT_OK
+    return verdict.exit_code if verdict.state is SessionState.CORRUPT else EXIT_OK
 
 
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -255,7 +240,10 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _emit("trailer", trailer, args.json, out)
         out.flush()
         if not args.follow:
-            return EXIT_OK
+            verdict = files.state_of(path)
+            if verdict.state in (SessionState.CORRUPT, SessionState.UNREADABLE):
+                err.write(f"sessionwal: {verdict.detail}\n")
+            return verdict.exit_code if verdict.exit_code == EXIT_ERROR else EXIT_OK
         while True:
             batch = 0
             for record_type, record in follower.records():
@@ -271,6 +259,9 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if follower.outcome == "closed":
         err.write(f"sessionwal: session closed after {_plural(chunks_seen, 'chunk')}\n")
         return EXIT_OK
+    if follower.outcome == "corrupt":
+        err.write(f"sessionwal: '{path}' closed, but is corrupt: {follower.problem}\n")
+        return EXIT_ERROR
     if follower.outcome == "crashed":
         err.write(f"sessionwal: the writer let go of '{path}' without closing it\n")
     else:
@@ -284,7 +275,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     code = EXIT_OK
     for target in args.paths:
-        verdict = verify_file(Path(target))
+        verdict = files.state_of(target, validate=True)
         out.write(f"{verdict}\n")
         code = max(code, verdict.exit_code)
     return code

@@ -7,7 +7,10 @@ the loader's rules), :meth:`Follower.wait` sleeps when there were none and
 decides when to stop:
 
 - ``"closed"``: the trailer was read and the file has its final name (the
-  writer's rename happened), or was opened under it;
+  writer's rename happened), or was opened under it; ``"corrupt"`` instead
+  when the closed file breaks the rule every command applies
+  (:func:`sessionwal.files.closed_problem`, e.g. a trailer count that does
+  not match the chunks);
 - ``"crashed"``: on two idle polls in a row no writer held the file's lock
   (the second poll first re-reads, so nothing written before the writer let
   go is missed). After a trailer, the rename is also given ``rename_grace``
@@ -17,15 +20,14 @@ decides when to stop:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sessionwal import paths
-from sessionwal._format import Structure, parse_line
+from sessionwal import files
+from sessionwal.records import Structure, parse_line
 
 __all__ = ["Follower"]
 
@@ -53,11 +55,14 @@ class Follower:
         self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         self._structure = Structure(self.path)
         self._pending = b""
+        self._trailer: dict[str, Any] | None = None
+        #: Why a closed session is corrupt (outcome "corrupt"), else None.
+        self.problem: str | None = None
         self._line = 0
         self._rename_grace = rename_grace
         #: When an idle poll first found no writer holding the lock.
         self._gone_since: float | None = None
-        #: None while following; then "closed", "crashed" or "timeout".
+        #: None while following; then "closed", "corrupt", "crashed" or "timeout".
         self.outcome: str | None = None
 
     def close(self) -> None:
@@ -91,7 +96,10 @@ class Follower:
                 self._line += 1
                 record = parse_line(self.path, self._line, raw)
                 self._gone_since = None
-                yield self._structure.feed(self._line, record), record
+                record_type = self._structure.feed(self._line, record)
+                if record_type == "trailer":
+                    self._trailer = record
+                yield record_type, record
 
     def read(self) -> list[tuple[str, dict[str, Any]]]:
         """:meth:`records` as a list."""
@@ -102,7 +110,11 @@ class Follower:
         (see :attr:`outcome`), else sleep one poll interval and return True."""
         trailer_seen = self._structure.trailer_line is not None
         if trailer_seen and self._has_final_name():
-            self.outcome = "closed"
+            problem = files.closed_problem(
+                self._trailer, len(self._pending), self._structure.segment_chunks
+            )
+            self.outcome = "closed" if problem is None else "corrupt"
+            self.problem = problem
         elif self._writer_holds_lock():
             self._gone_since = None
         elif self._gone_since is None:
@@ -123,25 +135,10 @@ class Follower:
         return self.outcome == "timeout"
 
     def _has_final_name(self) -> bool:
-        name = self.path.name
-        if not name.endswith(paths.PARTIAL_SUFFIX):
-            return True
-        final = self.path.with_name(name.removesuffix(paths.PARTIAL_SUFFIX))
-        try:
-            named = os.stat(final, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        ours = os.fstat(self._fd)
-        return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
+        return not files.is_partial(self.path) or files.same_file(
+            self._fd, files.final_of(self.path)
+        )
 
     def _writer_holds_lock(self) -> bool:
-        # Our own descriptor is a separate open file description, so flock on
-        # it conflicts with the writer's lock, and it follows the file through
-        # the rename. Released at once: a writer opening the file while we
-        # hold it (microseconds) would be refused.
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        return False
+        # Our own descriptor follows the file through the rename.
+        return files.writer_holds_lock(self._fd)

@@ -3,7 +3,7 @@
 ``load_session`` and ``iter_records`` parse every record with ``json.loads``;
 ``list_sessions`` uses the native scanner (see :mod:`sessionwal.scan`), which
 parses only each file's header and trailer. Both apply the same rules (see
-:mod:`sessionwal._format`): a torn last line is skipped, anything else out of
+:mod:`sessionwal.records`): a torn last line is skipped, anything else out of
 shape raises :class:`SessionFormatError` (a :class:`PersistenceError`) naming
 ``path:line[:column]``.
 """
@@ -11,7 +11,6 @@ shape raises :class:`SessionFormatError` (a :class:`PersistenceError`) naming
 from __future__ import annotations
 
 import errno
-import glob
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -20,16 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sessionwal import paths
-from sessionwal._format import SessionFormatError, Structure, iter_lines, parse_line
-from sessionwal.errors import PersistenceError
+from sessionwal import files
+from sessionwal.errors import PersistenceError, SessionFormatError
+from sessionwal.files import SessionState
 from sessionwal.model import ChunkKind, ChunkRow
-from sessionwal.scan import (
-    final_file_problem,
-    lock_unless_written,
-    summarize,
-    writer_holds_lock,
-)
+from sessionwal.records import FileSummary, Structure, iter_lines, parse_line
 
 __all__ = [
     "PersistedSession",
@@ -68,43 +62,34 @@ class PersistedSession:
     def id(self) -> str:
         return str(self.header.get("id"))
 
+    #: Chunk records since the last header (what the trailer counts).
+    segment_chunk_count: int = 0
+
     @property
     def partial(self) -> bool:
-        return self.path.name.endswith(paths.PARTIAL_SUFFIX)
+        return files.is_partial(self.path)
 
     @property
     def recovered(self) -> bool:
         """The trailer was written by ``sessionwal repair``, not by the writer."""
         return self.trailer is not None and self.trailer.get("recovered") is True
 
+    def summary(self) -> FileSummary:
+        """The facts :func:`sessionwal.files.judge` decides the state on."""
+        return FileSummary(
+            path=self.path,
+            size=-1,
+            torn_bytes=self.torn_bytes,
+            header=self.header,
+            trailer=self.trailer,
+            chunk_count=len(self.chunks),
+            segment_chunk_count=self.segment_chunk_count,
+        )
 
-def _candidates(session_id: object, path: Path | str | None) -> list[Path]:
-    if (session_id is None) == (path is None):
-        raise TypeError("pass either a session id or path=, not both")
-    if path is not None:
-        path = Path(path)
-        if path.name.endswith(paths.PARTIAL_SUFFIX):
-            return [path]
-        return [path, path.with_name(path.name + paths.PARTIAL_SUFFIX)]
-    return [paths.session_file(session_id), paths.session_partial_file(session_id)]
-
-
-def _open_session(session_id: object, path: Path | str | None) -> tuple[Path, IO[bytes]]:
-    """Opens the final file, else the partial one.
-
-    Tries twice: a writer closing between our two opens renames the partial
-    file to the final name we just found missing.
-    """
-    candidates = _candidates(session_id, path)
-    for _ in range(2):
-        for candidate in candidates:
-            try:
-                return candidate, open(candidate, "rb")  # the caller closes it
-            except FileNotFoundError:
-                continue
-    looked = " or ".join(f"'{c}'" for c in candidates)
-    message = f"no session file: looked for {looked}"
-    raise FileNotFoundError(errno.ENOENT, message, str(candidates[0]))
+    def verdict(self) -> files.Verdict:
+        """The session's state, by the rule every command uses (asks the lock for a
+        partial file)."""
+        return files.judge(self.summary())
 
 
 def _records(
@@ -148,22 +133,25 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
     trailer before the header, a header for another session id, a record after the
     trailer, or a file without a complete header.
     """
-    found, file = _open_session(session_id, path)
+    found, file = files.open_first(files.candidates(session_id, path=path))
     header: dict[str, Any] = {}
     trailer: dict[str, Any] | None = None
     chunks: list[ChunkRow] = []
     indices: list[Any] = []
     torn: list[int] = []
+    segment_chunks = 0
     with file:
         for record_type, record in _records(found, file, torn):
             if record_type == "chunk":
                 chunks.append(_chunk_row(record))
                 indices.append(record.get("index"))
-            elif record_type == "header" and not header:
-                header = record
+                segment_chunks += 1
+            elif record_type == "header":
+                header = header or record
+                segment_chunks = 0
             else:
                 trailer = record
-    partial = found.name.endswith(paths.PARTIAL_SUFFIX)
+    partial = files.is_partial(found)
     return PersistedSession(
         path=found,
         header=header,
@@ -172,6 +160,7 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
         closed=trailer is not None and not partial,
         chunk_indices=tuple(indices),
         torn_bytes=sum(torn),
+        segment_chunk_count=segment_chunks,
     )
 
 
@@ -191,9 +180,10 @@ class SessionInfo:
     closed: bool
     #: File size in bytes.
     size: int
-    #: "closed", "in_flight" (a writer holds the lock) or "crashed" (a
-    #: ``__partial__`` file nobody holds: abandoned, or its process died).
-    state: str
+    #: CLOSED, IN_FLIGHT (a writer holds the lock) or CRASHED (a
+    #: ``__partial__`` file nobody holds: abandoned, or its process died);
+    #: equal to the strings "closed", "in_flight", "crashed".
+    state: SessionState
     #: Bytes after the last newline.
     torn_bytes: int = 0
     #: Closed by ``sessionwal repair`` rather than by its writer.
@@ -214,36 +204,24 @@ def _created_at(path: Path, header: dict[str, Any]) -> datetime:
 
 
 def session_info(path: Path | str) -> SessionInfo:
-    """The :class:`SessionInfo` of one file; raises like :func:`list_sessions` logs."""
-    summary = summarize(path)
-    path = summary.path
-    if summary.partial:
-        state = "in_flight" if writer_holds_lock(path) else "crashed"
-    else:
-        problem = final_file_problem(summary)
-        if problem is not None:
-            raise PersistenceError(f"{path}: {problem}")
-        state = "closed"
+    """The :class:`SessionInfo` of one file; raises what :func:`list_sessions` reports."""
+    verdict = files.state_of(path)
+    if verdict.summary is None or verdict.state is SessionState.CORRUPT:
+        assert verdict.error is not None
+        raise verdict.error
+    summary = verdict.summary
     session_id = summary.header.get("id")
     return SessionInfo(
-        id=session_id if isinstance(session_id, str) else _id_from_name(path),
-        path=path,
-        created_at=_created_at(path, summary.header),
+        id=session_id if isinstance(session_id, str) else files.session_id_of(summary.path),
+        path=summary.path,
+        created_at=_created_at(summary.path, summary.header),
         chunk_count=summary.chunk_count,
-        closed=state == "closed",
+        closed=verdict.state is SessionState.CLOSED,
         size=summary.size,
-        state=state,
+        state=verdict.state,
         torn_bytes=summary.torn_bytes,
         recovered=summary.recovered,
     )
-
-
-def _id_from_name(path: Path) -> str:
-    return path.name.removesuffix(paths.PARTIAL_SUFFIX).removesuffix(".jsonl")
-
-
-def _is_session_file(name: str) -> bool:
-    return name.endswith((".jsonl", ".jsonl" + paths.PARTIAL_SUFFIX))
 
 
 def _warn(path: Path, exc: Exception) -> None:
@@ -264,19 +242,14 @@ def list_sessions(
     Chunk payloads are not parsed (see :func:`sessionwal.scan.summarize`):
     use ``sessionwal verify`` to check them.
     """
-    directory = Path(directory) if directory is not None else paths.sessions_dir()
+    where = (
+        files.SessionsDir(Path(directory)) if directory is not None else files.SessionsDir.default()
+    )
     report = on_error if on_error is not None else _warn
-    try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-    except FileNotFoundError:
-        return []
     infos = []
-    for entry in entries:
-        if not _is_session_file(entry.name):
-            continue
-        path = Path(entry.path)
+    for path in where.session_paths():
         try:
-            if not entry.is_file():
+            if not path.is_file():
                 continue
             infos.append(session_info(path))
         except (OSError, PersistenceError) as exc:
@@ -288,19 +261,13 @@ def list_sessions(
 # ------------------------------------------------------------------ deleting
 
 
-def _backups(partial: Path) -> list[Path]:
-    """The copies ``repair`` kept of ``partial``: ``<partial>.bak``, ``<partial>.bak.1``, ..."""
-    pattern = glob.escape(str(partial)) + ".bak*"
-    return sorted(Path(p) for p in glob.glob(pattern))
-
-
 def _unlink_unless_written(path: Path) -> bool:
     """Removes ``path`` while holding its lock, so no writer is writing it meanwhile.
 
     Returns False when it does not exist; raises :class:`PersistenceError`
     when a writer holds it.
     """
-    with lock_unless_written(path) as held:
+    with files.lock_unless_written(path) as held:
         if held is None:
             return False
         if not held:
@@ -313,10 +280,10 @@ def _unlink_unless_written(path: Path) -> bool:
 
 
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
-    partial = final.with_name(final.name + paths.PARTIAL_SUFFIX)
+    partial = files.partial_of(final)
     # The partial file first: if a writer holds it, nothing is removed.
     removed = [p for p in (partial, final) if _unlink_unless_written(p)]
-    for backup in _backups(partial):
+    for backup in files.backups_of(partial):
         backup.unlink(missing_ok=True)
         removed.append(backup)
     if not removed and not missing_ok:
@@ -333,9 +300,7 @@ def delete_session(
     the partial file. Returns the paths removed; raises ``FileNotFoundError``
     when there was none, unless ``missing_ok``.
     """
-    final = _candidates(session_id, path)[0]
-    if final.name.endswith(paths.PARTIAL_SUFFIX):
-        final = final.with_name(final.name.removesuffix(paths.PARTIAL_SUFFIX))
+    final = files.final_of(files.candidates(session_id, path=path)[0])
     return _delete_files(final, missing_ok=missing_ok)
 
 
@@ -356,12 +321,11 @@ def prune_sessions(
     cutoff = (now if now is not None else datetime.now(UTC)) - older_than
     removed: list[Path] = []
     for info in list_sessions(directory):
-        if info.state == "in_flight" or info.created_at >= cutoff:
+        if info.state is SessionState.IN_FLIGHT or info.created_at >= cutoff:
             continue
         # Only this file (the final and the partial file of one id are listed,
         # and aged, separately) and the backups repair kept under its name.
-        final = info.path.with_name(info.path.name.removesuffix(paths.PARTIAL_SUFFIX))
-        backups = _backups(final.with_name(final.name + paths.PARTIAL_SUFFIX))
+        backups = files.backups_of(files.partial_of(info.path))
         if dry_run:
             removed += [info.path, *backups]
             continue

@@ -13,7 +13,6 @@ Beyond the seed it accepts ``sync=`` (durability, see the README) and
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from sessionwal import files
 from sessionwal._base import WriterBase, check_sync_mode
 from sessionwal.errors import PersistenceError
 
@@ -130,7 +130,7 @@ class SessionWriter(WriterBase):
         except FileNotFoundError:
             return
         if self._sync != "never":
-            _fsync_directory(self._final_path.parent)
+            files.fsync_dir(self._final_path.parent)
 
     def abandon(self) -> None:
         """Release the file without a trailer or rename; the ``__partial__`` file stays."""
@@ -150,13 +150,13 @@ class SessionWriter(WriterBase):
         existed = self._partial_path.exists()
         file = self._partial_path.open("a", encoding="utf-8")
         try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.close()
-            raise _lock_conflict(self._partial_path) from None
+            locked = files.lock_for_writing(file.fileno())
         except BaseException:
             file.close()
             raise
+        if not locked:
+            file.close()
+            raise _lock_conflict(self._partial_path)
         self._file = file
         if not existed:
             os.chmod(self._partial_path, 0o600)
@@ -178,16 +178,8 @@ class SessionWriter(WriterBase):
         if self._file is None:
             return
         try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            files.unlock(self._file.fileno())
             self._file.close()
         except OSError:  # pragma: no cover - racing filesystem
             logger.exception("failed to close persisted session file %s", self._partial_path)
         self._file = None
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

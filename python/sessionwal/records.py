@@ -1,8 +1,18 @@
-"""Record builders: the dicts a writer turns into JSONL lines.
+"""The record format, both directions: what a writer writes and what a reader accepts.
 
-These are the drop-in hooks of DESIGN §4: a runtime with its own record
-shapes subclasses the writer and points ``build_header`` /
-``build_trailer`` / ``build_chunk_record`` at its own functions.
+A session file is JSONL: the header record on line 1, then chunk records,
+then optionally one trailer as the last record. A final line without its
+``\\n`` is a torn tail (a write cut short by a crash) and is not a record.
+Every other departure is a :class:`~sessionwal.errors.SessionFormatError`
+naming ``path:line`` (and the column, for JSON syntax errors).
+
+Writing: the builders are the drop-in hooks of DESIGN §4 (a runtime with its
+own record shapes subclasses the writer and points ``build_header`` /
+``build_trailer`` / ``build_chunk_record`` at its own functions). Reading:
+everything that reads records (the loader, the native scanner's summary,
+``repair``, ``tail``) feeds them through one :class:`Structure`, so they
+agree on what is an error and where. The chunk framing the native writer
+and scanner hard-code is tied to :func:`build_chunk_record` by a test.
 
 ``now_utc`` is looked up at call time, so tests (and runtimes replaying a
 session) can pin the trailer's ``closed_at`` by patching it.
@@ -11,20 +21,56 @@ session) can pin the trailer's ``closed_at`` by patching it.
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
+
+from sessionwal.errors import SessionFormatError
 
 __all__ = [
+    "HEADER_KEYS",
+    "RECORD_TYPES",
     "SCHEMA_VERSION",
+    "TRAILER_KEYS",
+    "USAGE_KEYS",
+    "FileSummary",
+    "Structure",
     "build_chunk_record",
     "build_header",
+    "build_recovered_trailer",
     "build_trailer",
     "chunk_kind_value",
+    "iter_lines",
     "now_utc",
+    "parse_line",
     "str_enum_is_its_value",
+    "usage_record",
 ]
 
 SCHEMA_VERSION = 1
+RECORD_TYPES = ("header", "chunk", "trailer")
+HEADER_KEYS = (
+    "record_type",
+    "schema_version",
+    "id",
+    "created_at",
+    "parent_session_ids",
+    "lineage_operator",
+    "lineage_kind",
+    "lineage_extras",
+    "sandbox_backend",
+    "sandbox_spec",
+    "sandbox_handle_id",
+)
+TRAILER_KEYS = ("record_type", "closed_at", "final_chunk_count", "cumulative_usage")
+#: The attributes (or mapping keys) of a session's usage, in trailer order.
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+# ------------------------------------------------------------------ writing
 
 
 def now_utc() -> datetime:
@@ -90,14 +136,190 @@ def build_chunk_record(index: int, row: Any) -> dict[str, Any]:
     }
 
 
+def usage_record(session: Any) -> dict[str, Any] | None:
+    """The trailer's ``cumulative_usage``: ``None``, or the three token counts.
+
+    Read by shape, as the runtime the seed comes from does: ``None`` stays
+    ``None``; our :class:`~sessionwal.Usage` gives ``as_record()``; a mapping
+    gives its three keys; any other object its three attributes (a dataclass,
+    a ``SimpleNamespace``, a ``__slots__`` class, a pydantic model). Anything
+    else is a ``TypeError`` naming the session and what is missing.
+    """
+    usage = getattr(session, "usage", None)
+    if usage is None:
+        return None
+    as_record = getattr(usage, "as_record", None)
+    if callable(as_record):
+        return dict(as_record())
+    if isinstance(usage, Mapping):
+        missing = [key for key in USAGE_KEYS if key not in usage]
+        if not missing:
+            return {key: usage[key] for key in USAGE_KEYS}
+    else:
+        missing = [key for key in USAGE_KEYS if not hasattr(usage, key)]
+        if not missing:
+            return {key: getattr(usage, key) for key in USAGE_KEYS}
+    raise TypeError(
+        f"session {getattr(session, 'id', None)!r}: usage of type {type(usage).__name__} "
+        f"has no {' or '.join(missing)}: the trailer needs None, or an object or mapping "
+        f"with {', '.join(USAGE_KEYS)}"
+    )
+
+
 def build_trailer(session: Any, *, final_chunk_count: int) -> dict[str, Any]:
     """The last line, written by ``close``; its presence means the session closed cleanly."""
-    usage = getattr(session, "usage", None)
-    if usage is not None and hasattr(usage, "as_record"):
-        usage = usage.as_record()
+    usage = usage_record(session)
     return {
         "record_type": "trailer",
         "closed_at": now_utc().isoformat(),
         "final_chunk_count": final_chunk_count,
         "cumulative_usage": usage,
     }
+
+
+def build_recovered_trailer(final_chunk_count: int) -> dict[str, Any]:
+    """The trailer ``repair`` appends: the writer's keys, no usage, and ``recovered``."""
+    return {
+        "record_type": "trailer",
+        "closed_at": now_utc().isoformat(),
+        "final_chunk_count": final_chunk_count,
+        "cumulative_usage": None,
+        "recovered": True,
+    }
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def parse_line(path: Path, line: int, raw: bytes) -> dict[str, Any]:
+    """One complete line (without its newline) as a record dict."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
+        raise SessionFormatError(path, line, f"invalid UTF-8 ({exc.reason})", column) from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SessionFormatError(path, line, f"invalid JSON: {exc.msg}", exc.colno) from None
+    except RecursionError:
+        raise SessionFormatError(path, line, "invalid JSON: nested too deeply") from None
+    if not isinstance(record, dict):
+        raise SessionFormatError(path, line, f"record is {_json_type(record)}, not a JSON object")
+    return record
+
+
+class Structure:
+    """The order rules, fed one record (or a run of chunk records) at a time."""
+
+    __slots__ = ("chunks", "header_id", "header_line", "path", "segment_chunks", "trailer_line")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.header_line: int | None = None
+        self.header_id: Any = None
+        self.trailer_line: int | None = None
+        self.chunks = 0
+        # Chunks since the latest header: what a writer's trailer counts when
+        # it reopened an abandoned partial file.
+        self.segment_chunks = 0
+
+    def _error(self, line: int, reason: str) -> SessionFormatError:
+        return SessionFormatError(self.path, line, reason)
+
+    def feed(self, line: int, record: dict[str, Any]) -> str:
+        """Checks one record at ``line``; returns its record_type."""
+        record_type = record.get("record_type")
+        if record_type not in RECORD_TYPES:
+            if "record_type" not in record:
+                raise self._error(line, "record has no record_type")
+            raise self._error(line, f"unknown record_type {record_type!r}")
+        if record_type == "chunk":
+            self.feed_chunks(line, 1)
+            return record_type
+        self._check_not_after_trailer(line)
+        if record_type == "header":
+            if self.header_line is None:
+                self.header_line, self.header_id = line, record.get("id")
+                self.segment_chunks = 0
+            elif record.get("id") != self.header_id:
+                # A header for the same id is a reopened session: writers append
+                # to an abandoned partial file (as the seed does). Another id is not.
+                raise self._error(
+                    line,
+                    f"header for another session id {record.get('id')!r} "
+                    f"(the header is line {self.header_line})",
+                )
+            else:
+                self.segment_chunks = 0
+        else:
+            self._check_after_header(line, record_type)
+            self.trailer_line = line
+        return str(record_type)
+
+    def feed_chunks(self, first_line: int, count: int) -> None:
+        """``count`` chunk records on the lines from ``first_line`` on."""
+        self._check_not_after_trailer(first_line)
+        self._check_after_header(first_line, "chunk")
+        self.chunks += count
+        self.segment_chunks += count
+
+    def finish(self) -> None:
+        """No more complete records. (Without a header there was no complete line at
+        all: any other first line fails earlier, so the error is on line 1.)"""
+        if self.header_line is None:
+            raise self._error(1, "no complete header record")
+
+    def _check_after_header(self, line: int, record_type: str) -> None:
+        if self.header_line is None:
+            raise self._error(line, f"{record_type} record before the header")
+
+    def _check_not_after_trailer(self, line: int) -> None:
+        if self.trailer_line is not None:
+            raise self._error(line, f"record after the trailer (line {self.trailer_line})")
+
+
+def iter_lines(file: IO[bytes], torn: list[int] | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line without newline)`` for each complete line of ``file``.
+
+    A last line without ``\\n`` is the torn tail: it is not yielded; its length
+    is appended to ``torn`` when given.
+    """
+    for number, raw in enumerate(file, 1):
+        if not raw.endswith(b"\n"):
+            if torn is not None:
+                torn.append(len(raw))
+            return
+        yield number, raw[:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class FileSummary:
+    """What a reader found in one session file: the facts its state is judged on."""
+
+    path: Path
+    size: int
+    #: Bytes after the last newline (a record cut short by a crash).
+    torn_bytes: int
+    header: dict[str, Any]
+    trailer: dict[str, Any] | None
+    chunk_count: int
+    #: Chunk records since the last header (a reopened session has several).
+    segment_chunk_count: int
+
+    @property
+    def recovered(self) -> bool:
+        """The trailer was written by ``sessionwal repair``, not by the writer."""
+        return self.trailer is not None and self.trailer.get("recovered") is True

@@ -23,27 +23,20 @@ every complete record:
 from __future__ import annotations
 
 import errno
-import fcntl
 import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sessionwal import paths, records
-from sessionwal._format import SessionFormatError, Structure, iter_lines, parse_line
-from sessionwal.errors import PersistenceError
+from sessionwal import files
+from sessionwal.errors import PersistenceError, RepairRefused, SessionFormatError
+from sessionwal.records import Structure, build_recovered_trailer, iter_lines, parse_line
 
 __all__ = ["RepairRefused", "RepairResult", "recovered_trailer", "repair_session"]
 
-
-class RepairRefused(PersistenceError):
-    """``repair`` did not touch the file; ``in_flight`` says a writer holds it."""
-
-    def __init__(self, message: str, *, in_flight: bool = False) -> None:
-        super().__init__(message)
-        self.in_flight = in_flight
+#: The trailer repair appends (kept under this name for callers of 0.1).
+recovered_trailer = build_recovered_trailer
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,29 +53,10 @@ class RepairResult:
     trailer_added: bool
 
 
-def recovered_trailer(final_chunk_count: int) -> dict[str, Any]:
-    """The trailer repair appends: the writer's keys, no usage, and ``recovered``."""
-    return {
-        "record_type": "trailer",
-        "closed_at": records.now_utc().isoformat(),
-        "final_chunk_count": final_chunk_count,
-        "cumulative_usage": None,
-        "recovered": True,
-    }
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_backup(partial: Path, data: bytes) -> Path:
     """``data`` in a new file beside ``partial``, durable before we change anything."""
     for n in range(1000):
-        backup = partial.with_name(partial.name + (".bak" if n == 0 else f".bak.{n}"))
+        backup = files.backup_name(partial, n)
         try:
             fd = os.open(
                 backup,
@@ -98,7 +72,7 @@ def _write_backup(partial: Path, data: bytes) -> Path:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_directory(partial.parent)
+        files.fsync_dir(partial.parent)
         return backup
     raise PersistenceError(f"no free backup name beside '{partial}' (.bak to .bak.999 exist)")
 
@@ -114,15 +88,6 @@ def _check(path: Path, data: bytes) -> tuple[int, int, bool]:
     return structure.chunks, structure.segment_chunks, structure.trailer_line is not None
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        named = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    ours = os.fstat(fd)
-    return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
-
-
 def repair_session(path: Path | str) -> RepairResult:
     """Closes the crashed ``__partial__`` file at ``path`` (see the module doc).
 
@@ -132,18 +97,16 @@ def repair_session(path: Path | str) -> RepairResult:
     taken; ``OSError`` when the file cannot be read or written.
     """
     partial = Path(path)
-    if not partial.name.endswith(paths.PARTIAL_SUFFIX):
-        raise RepairRefused(f"'{partial}' is not a {paths.PARTIAL_SUFFIX} file: nothing to repair")
-    final = partial.with_name(partial.name.removesuffix(paths.PARTIAL_SUFFIX))
+    if not files.is_partial(partial):
+        raise RepairRefused(f"'{partial}' is not a {files.PARTIAL_SUFFIX} file: nothing to repair")
+    final = files.final_of(partial)
     fd = os.open(partial, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not files.lock_for_writing(fd, patience=0):
             raise RepairRefused(
                 f"'{partial}' is in flight: a writer holds its lock", in_flight=True
-            ) from None
-        if not _same_file(fd, partial):
+            )
+        if not files.same_file(fd, partial):
             # Its writer closed it (renamed it away) between our open and lock.
             raise RepairRefused(f"'{partial}' was renamed or removed while opening it")
         with open(fd, "rb", closefd=False) as file:
@@ -158,7 +121,7 @@ def repair_session(path: Path | str) -> RepairResult:
         backup = _write_backup(partial, data)
         os.ftruncate(fd, complete)
         if not has_trailer:
-            line = json.dumps(recovered_trailer(segment_chunks), ensure_ascii=False) + "\n"
+            line = json.dumps(build_recovered_trailer(segment_chunks), ensure_ascii=False) + "\n"
             encoded = line.encode("utf-8")
             if os.pwrite(fd, encoded, complete) != len(encoded):
                 raise OSError(errno.EIO, "short write of the recovered trailer", str(partial))
@@ -169,7 +132,7 @@ def repair_session(path: Path | str) -> RepairResult:
                 f"stays at '{partial}', its original bytes in '{backup}')"
             )
         os.rename(partial, final)
-        _fsync_directory(final.parent)
+        files.fsync_dir(final.parent)
         return RepairResult(
             path=final,
             backup=backup,

@@ -1,0 +1,493 @@
+"""The session-file layer: every rule about a session's files lives here, once.
+
+- **Names.** A session ``<id>`` is ``<dir>/<id>.jsonl`` once closed and
+  ``<dir>/<id>.jsonl.__partial__`` while in flight; ``repair`` keeps the
+  original bytes of a partial file in ``<partial>.bak`` (then ``.bak.1``,
+  ``.bak.2``, ...). :class:`SessionsDir` names them; :func:`final_of`,
+  :func:`partial_of` and :func:`session_id_of` map between them.
+- **Finding a session.** :func:`candidates` is the one resolver (an id in a
+  directory, or a path), :func:`open_first` opens the first that exists.
+- **The lock.** A writer holds ``flock(LOCK_EX)`` on its partial file for
+  its whole life. Readers ask :func:`writer_holds_lock`, which never makes a
+  writer's open fail (see its doc); tools that change a file (``repair``,
+  ``delete_session``) take the lock themselves with :func:`lock_unless_written`.
+- **The verdict.** :func:`judge` turns what a reader found in a file
+  (:class:`~sessionwal.records.FileSummary`) into one :class:`SessionState`;
+  :func:`state_of` scans and judges. ``ls``, ``show``, ``verify``, ``tail``,
+  the loader and ``prune`` all use it, so they agree on every file.
+
+``fcntl`` is imported here and nowhere else in the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from sessionwal.errors import PersistenceError, SessionFormatError
+from sessionwal.records import FileSummary
+from sessionwal.scan import summarize
+
+__all__ = [
+    "BACKUP_SUFFIX",
+    "FINAL_SUFFIX",
+    "PARTIAL_SUFFIX",
+    "SESSIONWAL_HOME_ENV",
+    "WRITER_LOCK_PATIENCE",
+    "SessionState",
+    "SessionsDir",
+    "Verdict",
+    "backups_of",
+    "candidates",
+    "closed_problem",
+    "ensure_sessions_dir",
+    "final_of",
+    "fsync_dir",
+    "is_partial",
+    "is_session_name",
+    "judge",
+    "lock_for_writing",
+    "lock_unless_written",
+    "open_first",
+    "partial_of",
+    "same_file",
+    "session_file",
+    "session_id_of",
+    "session_partial_file",
+    "sessions_dir",
+    "state_of",
+    "unlock",
+    "validate_session_id",
+    "writer_holds_lock",
+]
+
+SESSIONWAL_HOME_ENV = "SESSIONWAL_HOME"
+FINAL_SUFFIX = ".jsonl"
+PARTIAL_SUFFIX = ".__partial__"
+BACKUP_SUFFIX = ".bak"
+#: ``.bak`` or ``.bak.N`` (N >= 1, no leading zero): the exact backup names.
+_BACKUP_TAIL = re.compile(r"\.bak(?:\.[1-9][0-9]*)?")
+
+
+# ------------------------------------------------------------------ names
+
+
+def sessions_dir() -> Path:
+    """The directory holding ``<id>.jsonl`` files, read from the environment on each call:
+    ``$SESSIONWAL_HOME/sessions``, else ``~/.sessionwal/sessions``."""
+    home = os.environ.get(SESSIONWAL_HOME_ENV)
+    base = Path(home) if home else Path.home() / ".sessionwal"
+    return base / "sessions"
+
+
+def ensure_sessions_dir() -> Path:
+    """Create the sessions directory (0700: session logs are private) and return it."""
+    directory = sessions_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def validate_session_id(session_id: object) -> str:
+    """Return ``str(session_id)`` or raise ``ValueError`` if it would escape the directory.
+
+    A session id becomes a file name, so it must be one non-empty path
+    component: no separator, no NUL, not ``.`` or ``..``.
+    """
+    text = str(session_id)
+    if not text or text in (".", "..") or "/" in text or "\0" in text or os.sep in text:
+        raise ValueError(f"invalid session id {text!r}: must be a single file name component")
+    return text
+
+
+def session_file(session_id: object) -> Path:
+    """``<sessions>/<id>.jsonl``, the name of a cleanly closed session (a writer hook)."""
+    return SessionsDir.default().final(session_id)
+
+
+def session_partial_file(session_id: object) -> Path:
+    """``<sessions>/<id>.jsonl.__partial__``, the name of a session in flight (a writer hook)."""
+    return SessionsDir.default().partial(session_id)
+
+
+def is_partial(path: Path | str) -> bool:
+    """The name of a session in flight (or crashed): ``<id>.jsonl.__partial__``."""
+    return Path(path).name.endswith(PARTIAL_SUFFIX)
+
+
+def is_session_name(name: str) -> bool:
+    """``<id>.jsonl`` or ``<id>.jsonl.__partial__``: a file listings look at."""
+    return name.endswith((FINAL_SUFFIX, FINAL_SUFFIX + PARTIAL_SUFFIX))
+
+
+def final_of(path: Path | str) -> Path:
+    """The final name of the session whose partial or final file is ``path``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(PARTIAL_SUFFIX))
+
+
+def partial_of(path: Path | str) -> Path:
+    """The partial name of the session whose final or partial file is ``path``."""
+    path = Path(path)
+    return path if is_partial(path) else path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def session_id_of(path: Path | str) -> str:
+    """The id a session file's name gives (``<id>.jsonl[.__partial__]`` -> ``<id>``)."""
+    return final_of(path).name.removesuffix(FINAL_SUFFIX)
+
+
+def backups_of(partial: Path) -> list[Path]:
+    """The copies ``repair`` kept of ``partial``: exactly ``<partial>.bak`` and
+    ``<partial>.bak.N``, nothing else that merely starts with those names."""
+    try:
+        names = os.listdir(partial.parent)
+    except FileNotFoundError:
+        return []
+    prefix = partial.name
+    return sorted(
+        partial.with_name(name)
+        for name in names
+        if name.startswith(prefix) and _BACKUP_TAIL.fullmatch(name, len(prefix))
+    )
+
+
+def backup_name(partial: Path, n: int) -> Path:
+    """The ``n``-th backup name of ``partial`` (0: ``.bak``, then ``.bak.1``, ...)."""
+    return partial.with_name(partial.name + BACKUP_SUFFIX + (f".{n}" if n else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsDir:
+    """A directory of session files, and the names of one session's files in it."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> SessionsDir:
+        """``$SESSIONWAL_HOME/sessions`` (else ``~/.sessionwal/sessions``), read now."""
+        return cls(sessions_dir())
+
+    def final(self, session_id: object) -> Path:
+        return self.root / f"{validate_session_id(session_id)}{FINAL_SUFFIX}"
+
+    def partial(self, session_id: object) -> Path:
+        return self.root / f"{validate_session_id(session_id)}{FINAL_SUFFIX}{PARTIAL_SUFFIX}"
+
+    def session_paths(self) -> list[Path]:
+        """Every session file name in the directory (final and partial), sorted by name;
+        none when the directory does not exist."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return [self.root / name for name in sorted(names) if is_session_name(name)]
+
+
+# ------------------------------------------------------------------ finding a session
+
+
+def candidates(
+    session_id: object = None,
+    *,
+    path: Path | str | None = None,
+    directory: Path | str | None = None,
+    prefer_partial: bool = False,
+) -> list[Path]:
+    """The files that may hold a session, in the order to try them.
+
+    By id: ``<dir>/<id>.jsonl`` then its partial file (``prefer_partial``
+    swaps them), in ``directory`` (default :func:`sessions_dir`). By path: a
+    partial name is itself; a final name is tried, then its partial file (a
+    session not closed yet). Exactly one of ``session_id`` and ``path``.
+    """
+    if (session_id is None) == (path is None):
+        raise TypeError("pass either a session id or path=, not both")
+    if path is not None:
+        path = Path(path)
+        return [path] if is_partial(path) else [path, partial_of(path)]
+    where = SessionsDir(Path(directory) if directory is not None else sessions_dir())
+    found = [where.final(session_id), where.partial(session_id)]
+    return found[::-1] if prefer_partial else found
+
+
+def open_first(paths: list[Path]) -> tuple[Path, IO[bytes]]:
+    """Opens the first of ``paths`` that exists, for reading; the caller closes it.
+
+    Tries twice: a writer closing between our two opens renames the partial
+    file to the final name we just found missing.
+    """
+    for _ in range(2):
+        for path in paths:
+            try:
+                return path, open(path, "rb")
+            except FileNotFoundError:
+                continue
+    looked = " or ".join(f"'{p}'" for p in paths)
+    raise FileNotFoundError(errno.ENOENT, f"no session file: looked for {looked}", str(paths[0]))
+
+
+def same_file(fd: int, path: Path | str) -> bool:
+    """``path`` names (without following a link) the file open at ``fd``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    ours = os.fstat(fd)
+    return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
+
+
+def fsync_dir(directory: Path | str) -> None:
+    """Makes the directory's entries (a create, a rename) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ the lock
+
+#: How long a writer's open waits for a lock held by someone else before it
+#: refuses. Readers that must probe the lock (see :func:`writer_holds_lock`)
+#: hold it for microseconds; a second *writer* holds it for its whole life,
+#: so it is still refused, this much later. The native writer uses the same bound.
+WRITER_LOCK_PATIENCE = 0.05
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock_for_writing(fd: int, patience: float = WRITER_LOCK_PATIENCE) -> bool:
+    """Takes the writer's lock on ``fd``; False when another holder kept it ``patience`` s."""
+    deadline = time.monotonic() + patience
+    delay = 0.0005
+    while not _try_lock(fd):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+    return True
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _flock_inodes() -> set[tuple[int, int]] | None:
+    """``(device, inode)`` of every file with an flock, from ``/proc/locks``; None
+    where that file is not there (not Linux) or unreadable."""
+    try:
+        with open("/proc/locks", "rb") as file:
+            text = file.read()
+    except OSError:
+        return None
+    held = set()
+    for line in text.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 6625 fe:00:5359829 0 EOF" ("->" marks waiters)
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != b"FLOCK" or fields[2] == b"->":
+            continue
+        major, minor, inode = fields[5].split(b":")
+        held.add((os.makedev(int(major, 16), int(minor, 16)), int(inode)))
+    return held
+
+
+def _listed_as_locked(st: os.stat_result) -> bool:
+    held = _flock_inodes()
+    if held is None:
+        return False
+    # The inode alone decides: on overlay and some other file systems the
+    # device stat() reports differs from the one /proc/locks names. A lock on
+    # another file system's file with the same inode number reads as held:
+    # the error falls on the side of "in flight".
+    return any(inode == st.st_ino for _dev, inode in held)
+
+
+def writer_holds_lock(target: Path | str | int) -> bool:
+    """True when a writer holds the lock on the file at ``target`` (a path or an fd).
+
+    Never makes a writer fail: a lock listed in ``/proc/locks`` (Linux)
+    answers without touching it. Only a file listed as unlocked (or where
+    there is no ``/proc/locks``, or a writer in another PID namespace whose
+    locks it hides) is probed with ``flock(LOCK_EX | LOCK_NB)``, released at
+    once; a writer opening it during those microseconds waits for it
+    (:data:`WRITER_LOCK_PATIENCE`) instead of being refused.
+    """
+    if isinstance(target, int):
+        if _listed_as_locked(os.fstat(target)):
+            return True
+        if not _try_lock(target):
+            return True
+        unlock(target)
+        return False
+    with lock_unless_written(target) as held:
+        return held is False
+
+
+@contextlib.contextmanager
+def lock_unless_written(path: Path | str) -> Iterator[bool | None]:
+    """Holds the lock on ``path`` for the ``with`` block when no writer holds it.
+
+    Yields ``True`` while holding it, ``False`` when a writer holds it, and
+    ``None`` when the file does not exist. For tools that change a session's
+    file (``repair``, ``delete_session``): while they hold it, a writer's
+    open waits, then is refused, so keep the block short.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        if _listed_as_locked(os.fstat(fd)) or not _try_lock(fd):
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ the verdict
+
+
+class SessionState(str, enum.Enum):
+    """What a session file is. The value is the word APIs and ``--json`` use."""
+
+    #: Final name, a trailer last, and as many chunks as the trailer says.
+    CLOSED = "closed"
+    #: A partial file a writer holds the lock on.
+    IN_FLIGHT = "in_flight"
+    #: A partial file nobody holds: its writer died or abandoned it.
+    CRASHED = "crashed"
+    #: The records break the format, or a final name holds what no clean close writes.
+    CORRUPT = "corrupt"
+    #: It could not be read at all.
+    UNREADABLE = "unreadable"
+
+    @property
+    def label(self) -> str:
+        """The word for a human (``in flight``)."""
+        return self.value.replace("_", " ")
+
+    @property
+    def exit_code(self) -> int:
+        """0 closed, 1 in flight or crashed, 2 corrupt or unreadable."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    SessionState.CLOSED: 0,
+    SessionState.IN_FLIGHT: 1,
+    SessionState.CRASHED: 1,
+    SessionState.CORRUPT: 2,
+    SessionState.UNREADABLE: 2,
+}
+
+
+def closed_problem(trailer: dict | None, torn_bytes: int, segment_chunk_count: int) -> str | None:
+    """Why a file under its final name is not a cleanly closed session, if it is not.
+
+    A closed file ends with a trailer whose ``final_chunk_count`` (when
+    present) equals the chunks its writer wrote since the last header: a
+    mismatch means records were lost or added after the close, so the file
+    is corrupt, for every command.
+    """
+    if trailer is None:
+        return "no trailer, but only a closed session has the final name"
+    if torn_bytes:
+        return f"{torn_bytes} bytes without a newline after the trailer"
+    count = trailer.get("final_chunk_count", segment_chunk_count)
+    if count != segment_chunk_count:
+        return (
+            f"the trailer says final_chunk_count={count!r} "
+            f"but its writer wrote {_plural(segment_chunk_count, 'chunk record')}"
+        )
+    return None
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One file's state, why, and what was read; ``str()`` is ``verify``'s line."""
+
+    path: Path
+    state: SessionState
+    detail: str
+    #: What the reader found (None when the file is corrupt or unreadable).
+    summary: FileSummary | None = None
+    #: The error behind a corrupt or unreadable verdict.
+    error: Exception | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.state.exit_code
+
+    @property
+    def status(self) -> str:
+        """``verify``'s word: ``ok`` for a closed session, else the state's label."""
+        return "ok" if self.state is SessionState.CLOSED else self.state.label
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.status}: {self.detail}"
+
+
+def judge(summary: FileSummary, *, lock_held: bool | None = None) -> Verdict:
+    """The verdict on a file whose records were read without a format error.
+
+    ``lock_held`` is asked of :func:`writer_holds_lock` when not given (only
+    partial files need it).
+    """
+    path = summary.path
+    chunks = _plural(summary.chunk_count, "chunk")
+    if is_partial(path):
+        if lock_held is None:
+            lock_held = writer_holds_lock(path)
+        if lock_held:
+            return Verdict(
+                path, SessionState.IN_FLIGHT, f"{chunks} so far; a writer holds the lock", summary
+            )
+        if summary.trailer is not None and not summary.torn_bytes:
+            detail = f"{chunks} and a trailer, but the rename to the final name never happened"
+        elif summary.torn_bytes:
+            detail = f"{chunks} complete, then a torn tail of {summary.torn_bytes} bytes"
+        else:
+            detail = f"{chunks} complete, no trailer"
+        return Verdict(
+            path, SessionState.CRASHED, f"{detail}; `sessionwal repair` closes it", summary
+        )
+    problem = closed_problem(summary.trailer, summary.torn_bytes, summary.segment_chunk_count)
+    if problem is not None:
+        error = PersistenceError(f"{path}: {problem}")
+        return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
+    recovered = ", recovered by repair" if summary.recovered else ""
+    return Verdict(path, SessionState.CLOSED, f"closed, {chunks}{recovered}", summary)
+
+
+def state_of(path: Path | str, *, validate: bool = False) -> Verdict:
+    """Scans ``path`` and judges it. ``validate`` checks every chunk's JSON too
+    (``verify``); without it chunk payloads are counted, not parsed (``ls``)."""
+    path = Path(path)
+    try:
+        summary = summarize(path, validate=validate)
+    except SessionFormatError as exc:
+        return Verdict(path, SessionState.CORRUPT, str(exc), error=exc)
+    except OSError as exc:
+        return Verdict(path, SessionState.UNREADABLE, str(exc), error=exc)
+    return judge(summary)
