@@ -137,6 +137,7 @@ def test_ls_table_and_json(writer_cls):
         "closed": False,
         "size": crashed.stat().st_size,
         "torn_bytes": len(TORN),
+        "tail": "torn",
         "recovered": False,
     }
     assert [s["state"] for s in as_json] == ["closed", "crashed", "in_flight"]
@@ -160,8 +161,9 @@ def test_ls_reports_skipped_files_on_stderr(tmp_path):
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["ID", "good"]
     assert result.stderr == (
-        f"sessionwal: skipped '{bad}': {bad}:2: record is an array, not a JSON object "
-        "(see `sessionwal verify`)\n"
+        f"sessionwal: skipped '{bad}': {bad}: a crash tail of 4 bytes from line 2 (a line that "
+        "is not a JSON object) after the last valid record, but a closed session ends with its "
+        "trailer (see `sessionwal verify`)\n"
     )
 
 
@@ -197,7 +199,10 @@ def test_show_a_crashed_session(writer_cls):
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[:2] == [f"path: {partial}", "state: crashed"]
-    assert lines[-1] == f"torn tail: {len(TORN)} bytes after the last complete record"
+    assert lines[-1] == (
+        f"a crash tail of {len(TORN)} bytes from line 5 (a record cut short), "
+        "after the last valid record"
+    )
     as_json = run("show", "s", "--json")
     assert as_json.stdout.encode() == partial.read_bytes()[: -len(TORN)]
 
@@ -210,7 +215,10 @@ def test_show_errors_exit_2(tmp_path):
     bad.write_text('{"record_type": "header"}\n{"record_type": "chunk", "index": }\n')
     corrupt = run("show", bad)
     assert corrupt.returncode == 2
-    assert corrupt.stderr == (f"sessionwal: {bad}:2:35: invalid JSON: Expecting value\n")
+    assert corrupt.stdout.splitlines()[1] == (
+        f"state: corrupt: {bad}: a crash tail of 36 bytes from line 2 (a line that is not a "
+        "JSON object) after the last valid record, but a closed session ends with its trailer"
+    )
 
 
 def test_show_stops_quietly_when_the_reader_goes_away(writer_cls):
@@ -245,11 +253,17 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     assert verify(crashed) == (
         1,
         [
-            f"{crashed}: crashed: 3 chunks complete, then a torn tail of {len(TORN)} bytes; "
-            "`sessionwal repair` closes it"
+            f"{crashed}: crashed: 3 chunks complete, then a crash tail of {len(TORN)} bytes "
+            "from line 5 (a record cut short); `sessionwal repair` closes it"
         ],
     )
-    assert verify(bad) == (2, [f"{bad}: corrupt: {bad}:2:31: invalid JSON: Expecting value"])
+    assert verify(bad) == (
+        2,
+        [
+            f"{bad}: corrupt: {bad}: a crash tail of 35 bytes from line 2 (a line that is not a "
+            "JSON object) after the last valid record, but a closed session ends with its trailer"
+        ],
+    )
     code, lines = verify(missing)
     assert code == 2 and lines[0].startswith(f"{missing}: unreadable: [Errno 2]")
     code, lines = verify(closed, crashed, live.partial_path, bad)
@@ -292,7 +306,8 @@ def test_repair_a_crashed_session(writer_cls):
     final = sessionwal.session_file("s")
     assert result.returncode == 0
     assert result.stdout == (
-        f"repaired '{final}': kept 3 chunks, cut a torn tail of {len(TORN)} bytes, "
+        f"repaired '{final}': kept 3 chunks, cut a crash tail of {len(TORN)} bytes "
+        "(a record cut short), "
         f"appended a recovered trailer; original bytes in '{partial}.bak'\n"
     )
     assert Path(f"{partial}.bak").read_bytes() == original
@@ -312,12 +327,12 @@ def test_repair_refusals(writer_cls, tmp_path):
     not_partial = run("repair", live.path)
     assert not_partial.returncode == 2 and "is not a .__partial__ file" in not_partial.stderr
     bad = tmp_path / "bad.jsonl.__partial__"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "nope"}\n')
+    bad.write_text('{"record_type": "nope"}\n{"record_type": "header"}\n')
     corrupt = run("repair", bad)
     assert corrupt.returncode == 2
     assert corrupt.stderr == (
         f"sessionwal: repair refused: not repairing a corrupt file: "
-        f"{bad}:2: unknown record_type 'nope'\n"
+        f"{bad}:1: no complete header record\n"
     )
     assert run("repair", "nobody").returncode == 2
 

@@ -95,7 +95,7 @@ class NativeAsyncWriter:
     def closed(self) -> bool: ...
 
 def scan(
-    source: bytes | str | PathLike[str], *, validate: bool = False, end: int | None = None
+    source: bytes | int | str | PathLike[str], *, validate: bool = False, end: int | None = None
 ) -> dict[str, Any]:
     """Scans a session file (a path, read without the GIL) or its bytes; only the first
     ``end`` bytes when given.
@@ -106,7 +106,7 @@ def scan(
     first line that is not one JSON object (only with ``validate=True``).
     """
 
-def recover(source: bytes | str | PathLike[str], *, max_line: int = ...) -> dict[str, Any]:
+def recover(source: bytes | int | str | PathLike[str], *, max_line: int = ...) -> dict[str, Any]:
     """The recovery rule: where the valid log of a session file (a path, read without the
     GIL, or its bytes) ends, and what follows it.
 

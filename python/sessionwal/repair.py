@@ -7,11 +7,14 @@ every complete record:
 
 1. open the partial file and take its lock (refuse if a writer holds it:
    the session is in flight), and check the path still names the file locked;
-2. read it and check every complete record with the loader's rules (refuse a
-   corrupt file: cutting a torn tail is all repair does);
+2. read it and find its valid log by the recovery rule
+   (:func:`sessionwal.records.valid_log`: the records up to the last
+   complete, valid one in sequence); refuse a file without a header in it,
+   or with a line longer than the readers' maximum;
 3. write the original bytes to a backup, ``<partial>.bak`` (``.bak.1``, ...
    if taken), mode 0600, fsync it and the directory;
-4. cut the torn tail (the bytes after the last newline), append a trailer
+4. cut the crash tail (everything after the valid log: a torn line, NUL
+   bytes left by power loss, garbage, and any record beyond), append a trailer
    ``{"record_type": "trailer", "closed_at": <now>, "final_chunk_count": N,
    "cumulative_usage": null, "recovered": true}`` (N = complete chunk records;
    the usage is unknown) unless the file already ends with a trailer (a crash
@@ -31,7 +34,14 @@ from pathlib import Path
 
 from sessionwal import files
 from sessionwal.errors import PersistenceError, RepairRefused, SessionFormatError
-from sessionwal.records import Structure, build_recovered_trailer, iter_lines, parse_line
+from sessionwal.records import (
+    Structure,
+    ValidLog,
+    build_recovered_trailer,
+    iter_lines,
+    parse_line,
+    valid_log,
+)
 
 __all__ = ["RepairRefused", "RepairResult", "recovered_trailer", "repair_session"]
 
@@ -47,10 +57,12 @@ class RepairResult:
     backup: Path
     #: Complete chunk records kept.
     chunk_count: int
-    #: Bytes of the torn tail that were cut.
+    #: Bytes of the crash tail that were cut (they stay in the backup).
     torn_bytes: int
     #: False when the file already ended with a trailer.
     trailer_added: bool
+    #: The kind of the crash tail cut (see :data:`sessionwal.records.TAIL_KINDS`), or None.
+    tail: str | None = None
 
 
 def _write_backup(partial: Path, data: bytes) -> Path:
@@ -77,15 +89,16 @@ def _write_backup(partial: Path, data: bytes) -> Path:
     raise PersistenceError(f"no free backup name beside '{partial}' (.bak to .bak.999 exist)")
 
 
-def _check(path: Path, data: bytes) -> tuple[int, int, bool]:
-    """(complete chunk records, those since the last header, ends with a trailer),
-    or the loader's error. The recovered trailer counts like a writer's would:
-    since the last header (a reopened session has several)."""
+def _check(path: Path, data: bytes) -> tuple[ValidLog, int, int]:
+    """(the valid log, its chunk records, those since the last header), or the
+    loader's error. The recovered trailer counts like a writer's would: since
+    the last header (a reopened session has several)."""
+    log = valid_log(path, data)
     structure = Structure(path)
-    for line, raw in iter_lines(io.BytesIO(data)):
+    for line, raw in iter_lines(io.BytesIO(data), log.end):
         structure.feed(line, parse_line(path, line, raw))
     structure.finish()
-    return structure.chunks, structure.segment_chunks, structure.trailer_line is not None
+    return log, structure.chunks, structure.segment_chunks
 
 
 def repair_session(path: Path | str) -> RepairResult:
@@ -112,12 +125,13 @@ def repair_session(path: Path | str) -> RepairResult:
         with open(fd, "rb", closefd=False) as file:
             data = file.read()
         try:
-            chunk_count, segment_chunks, has_trailer = _check(partial, data)
+            log, chunk_count, segment_chunks = _check(partial, data)
         except SessionFormatError as exc:
             raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
         if final.exists():
             raise RepairRefused(f"'{final}' already exists; not replacing it")
-        complete = data.rfind(b"\n") + 1
+        complete = log.end
+        has_trailer = log.trailer_at is not None
         backup = _write_backup(partial, data)
         os.ftruncate(fd, complete)
         if not has_trailer:
@@ -137,8 +151,9 @@ def repair_session(path: Path | str) -> RepairResult:
             path=final,
             backup=backup,
             chunk_count=chunk_count,
-            torn_bytes=len(data) - complete,
+            torn_bytes=log.tail_bytes,
             trailer_added=not has_trailer,
+            tail=log.tail,
         )
     finally:
         os.close(fd)

@@ -3,7 +3,7 @@
 //! the recovery rule of `crate::scan::recovery`, for every reader.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
@@ -13,7 +13,62 @@ use super::errors::to_pyerr;
 use crate::error::WalError;
 use crate::scan::{scan_bytes, scan_reader, valid_prefix, RecoveryError, Scan};
 
-/// Scans a session file (a path) or its bytes (a `bytes` object).
+/// What to read: bytes in memory, or a file opened from a path or an fd.
+enum Source<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    File(FileReader, Option<PathBuf>),
+}
+
+/// Reads a file from offset 0 with `pread`, so a descriptor the caller
+/// shares keeps its own offset.
+struct FileReader {
+    file: File,
+    offset: u64,
+}
+
+impl Read for FileReader {
+    #[cfg(unix)]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    #[cfg(not(unix))]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+fn open_source<'py>(py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<Source<'py>> {
+    if let Ok(bytes) = source.cast::<PyBytes>() {
+        return Ok(Source::Bytes(bytes.clone()));
+    }
+    #[cfg(unix)]
+    if let Ok(fd) = source.extract::<std::os::fd::RawFd>() {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: the caller passes a descriptor it holds open for the call;
+        // we only duplicate it.
+        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .map_err(|e| to_pyerr(py, WalError::from(e)))?;
+        let file = File::from(owned);
+        return Ok(Source::File(FileReader { file, offset: 0 }, None));
+    }
+    let path: PathBuf = source.extract()?;
+    let file = py
+        .detach(|| File::open(&path))
+        .map_err(|e| to_pyerr(py, WalError::io_at(e, &path)))?;
+    Ok(Source::File(FileReader { file, offset: 0 }, Some(path)))
+}
+
+fn io_to_pyerr(py: Python<'_>, source: io::Error, path: Option<PathBuf>) -> PyErr {
+    to_pyerr(py, WalError::Io { source, path })
+}
+
+/// Scans a session file (a path, or an open descriptor, read from its start
+/// without moving its offset) or its bytes (a `bytes` object).
 ///
 /// Returns a dict: `size`, `complete_len`, `lines`, `chunks` (ints);
 /// `events`, a list of `(line, kind, text)` for every complete line that is
@@ -22,7 +77,7 @@ use crate::scan::{scan_bytes, scan_reader, valid_prefix, RecoveryError, Scan};
 /// `None` or `(line, byte_column, reason, text)` for the first line that is not
 /// one valid JSON object (only checked with `validate=True`).
 /// With `end`, only the first `end` bytes are scanned (the valid prefix
-/// `recover` found). A path is read with the interpreter released.
+/// `recover` found). A file is read with the interpreter released.
 #[pyfunction]
 #[pyo3(name = "scan", signature = (source, *, validate = false, end = None))]
 pub fn scan_file<'py>(
@@ -32,19 +87,20 @@ pub fn scan_file<'py>(
     end: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let end = end.unwrap_or(u64::MAX);
-    let result = if let Ok(bytes) = source.cast::<PyBytes>() {
-        let data = bytes.as_bytes();
-        scan_bytes(&data[..data.len().min(end as usize)], validate)
-    } else {
-        let path: PathBuf = source.extract()?;
-        py.detach(|| File::open(&path).and_then(|f| scan_reader(f.take(end), validate)))
-            .map_err(|e| to_pyerr(py, WalError::io_at(e, path)))?
+    let result = match open_source(py, source)? {
+        Source::Bytes(bytes) => {
+            let data = bytes.as_bytes();
+            scan_bytes(&data[..data.len().min(end as usize)], validate)
+        }
+        Source::File(reader, path) => py
+            .detach(|| scan_reader(reader.take(end), validate))
+            .map_err(|e| io_to_pyerr(py, e, path))?,
     };
     to_dict(py, result)
 }
 
-/// The recovery rule on a session file (a path) or its bytes: where its
-/// valid log ends and what follows.
+/// The recovery rule on a session file (a path or an open descriptor, as
+/// for `scan`) or its bytes: where its valid log ends and what follows.
 ///
 /// Returns a dict: `end` (bytes of the valid prefix), `size`, `records`,
 /// `chunks`, `trailer_at` (offset of the trailer ending the prefix, or
@@ -60,15 +116,9 @@ pub fn recover<'py>(
     source: &Bound<'py, PyAny>,
     max_line: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (result, path) = if let Ok(bytes) = source.cast::<PyBytes>() {
-        (valid_prefix(bytes.as_bytes(), max_line), None)
-    } else {
-        let path: PathBuf = source.extract()?;
-        let result = py.detach(|| {
-            let file = File::open(&path).map_err(RecoveryError::Io)?;
-            valid_prefix(file, max_line)
-        });
-        (result, Some(path))
+    let (result, path) = match open_source(py, source)? {
+        Source::Bytes(bytes) => (valid_prefix(bytes.as_bytes(), max_line), None),
+        Source::File(reader, path) => (py.detach(|| valid_prefix(reader, max_line)), path),
     };
     let dict = PyDict::new(py);
     match result {
@@ -95,7 +145,7 @@ pub fn recover<'py>(
             dict.set_item("tail", py.None())?;
             dict.set_item("line_too_long", (line, offset, len, max))?;
         }
-        Err(RecoveryError::Io(source)) => return Err(to_pyerr(py, WalError::Io { source, path })),
+        Err(RecoveryError::Io(source)) => return Err(io_to_pyerr(py, source, path)),
     }
     Ok(dict)
 }
