@@ -7,7 +7,7 @@ line, deterministic) into a temporary directory, then times, interleaved,
 - ``list_sessions``: ``sessionwal.list_sessions(dir)``, the real API (native
   scan of every file, header and trailer parsed in Python, lock probe of
   partial files, sorting);
-- ``verify``: ``sessionwal.scan.verify_file`` on every file (the native
+- ``verify``: ``sessionwal.files.state_of`` on every file (the native
   scanner also validates every line's JSON);
 - ``json.loads loop``: what a pure-Python listing has to do to get the same
   facts: ``json.loads`` on every line of every file, counting chunks and
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import sessionwal
 from sessionwal import ChunkKind, ChunkRow
-from sessionwal.scan import verify_file
+from sessionwal.files import state_of
 
 WORDS = 'the agent tool call result error file path model token stream é 世界 😀 "q" \\ \n'.split(
     " "
@@ -102,7 +102,7 @@ def native_listing(directory: Path) -> list[tuple[str, int, bool]]:
 
 
 def verify_all(directory: Path) -> int:
-    return sum(verify_file(p).exit_code for p in sorted(directory.iterdir()))
+    return sum(state_of(p).exit_code for p in sorted(directory.iterdir()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,15 @@ It prints chunks acknowledged vs recovered. Not run in CI::
 
     python benches/soak.py --procs 4 --writers 8 --seconds 60
     python benches/soak.py --writer pure --sync never --seconds 20
+
+``--reopen-while-listing`` runs another soak: this process reopens
+``--writers`` sessions (default 16 there) round-robin as fast as it can
+(open, one chunk, abandon) while two reader processes list and verify the
+same directory without pause (``list_sessions`` + ``state_of`` in a loop, and
+the ``sessionwal verify`` command in a loop); it prints how many opens a
+reader made fail (there must be none)::
+
+    python benches/soak.py --reopen-while-listing --seconds 60
 """
 
 from __future__ import annotations
@@ -256,6 +265,78 @@ class Soak:
         return problems
 
 
+_LISTING_READER = """
+import sys, time
+from sessionwal import files, list_sessions
+deadline = time.monotonic() + float(sys.argv[1])
+passes = 0
+while time.monotonic() < deadline:
+    for info in list_sessions():
+        files.state_of(info.path)
+    passes += 1
+print(passes)
+"""
+
+
+def reopen_while_listing(args: argparse.Namespace) -> int:
+    """Opens refused while readers list and verify the same directory (see the module doc)."""
+    from sessionwal import ChunkRow, PersistenceError, Session, sessions_dir
+
+    if args.writer == "pure":
+        from sessionwal.pure import SessionWriter
+    else:
+        from sessionwal import SessionWriter
+
+    home = Path(tempfile.mkdtemp(prefix="sessionwal-soak-", dir=args.dir))
+    os.environ["SESSIONWAL_HOME"] = str(home)
+    writers = args.writers if args.writers != 8 else 16
+    ids = [f"live-{n}" for n in range(writers)]
+    for sid in ids:
+        SessionWriter(Session(id=sid)).abandon()
+    files_glob = " ".join(str(sessions_dir() / f"{sid}.jsonl.__partial__") for sid in ids)
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LISTING_READER, str(args.seconds)], stdout=subprocess.PIPE
+        ),
+        subprocess.Popen(
+            [
+                "bash",
+                "-c",
+                f"end=$((SECONDS+{int(args.seconds)})); n=0; while [ $SECONDS -lt $end ]; do "
+                f"{sys.executable} -m sessionwal verify {files_glob} >/dev/null; n=$((n+1)); "
+                "done; echo $n",
+            ],
+            stdout=subprocess.PIPE,
+        ),
+    ]
+    opens = refused = 0
+    deadline = time.monotonic() + args.seconds
+    try:
+        while time.monotonic() < deadline:
+            for sid in ids:
+                opens += 1
+                try:
+                    writer = SessionWriter(Session(id=sid))
+                except PersistenceError:
+                    refused += 1
+                    continue
+                writer.write_chunk(0, ChunkRow("user", {"n": opens}))
+                writer.abandon()
+        passes = [int(r.communicate()[0] or 0) for r in readers]
+    finally:
+        for reader in readers:
+            reader.kill()
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+    print(
+        f"reopen while listing: {args.writer}, {writers} sessions, {args.seconds:.0f} s: "
+        f"{opens} opens, {refused} refused; readers: {passes[0]} list+verify passes, "
+        f"{passes[1]} `sessionwal verify` runs"
+    )
+    print("OK" if not refused else f"FAILED: {refused} opens refused")
+    return 1 if refused else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--procs", type=int, default=4, help="worker processes (M)")
@@ -267,6 +348,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="where SESSIONWAL_HOME goes (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the files")
+    parser.add_argument(
+        "--reopen-while-listing", action="store_true", help="count opens that readers make fail"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
     parser.add_argument("--resume", action="append", default=[], help=argparse.SUPPRESS)
@@ -275,6 +359,8 @@ def main() -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         worker(args)
         return 0
+    if args.reopen_while_listing:
+        return reopen_while_listing(args)
     home = Path(tempfile.mkdtemp(prefix="sessionwal-soak-", dir=args.dir))
     soak = Soak(args, home)
     started = time.monotonic()

@@ -36,7 +36,8 @@ mod recovery_tests;
 
 pub use recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix, MAX_LINE_BYTES};
 
-const RECORD_TYPE_KEY: &[u8] = b"{\"record_type\": \"";
+use crate::framing::{CHUNK_TYPE, RECORD_TYPE_KEY};
+
 /// Initial read buffer; it grows only to hold a line longer than this.
 const READ_BUFFER: usize = 256 * 1024;
 /// Deeper nesting is reported as invalid rather than tracked without bound.
@@ -129,7 +130,7 @@ impl Scanner {
             }
         }
         match record_type_prefix(text) {
-            Some(b"chunk") => scan.chunks += 1,
+            Some(CHUNK_TYPE) => scan.chunks += 1,
             prefix => scan.events.push(Event {
                 line: scan.lines,
                 kind: match prefix {

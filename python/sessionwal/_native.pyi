@@ -8,6 +8,7 @@ from typing import Any
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "CHUNK_FRAMING",
     "MAX_LINE_BYTES",
     "STRING_ENCODER",
     "NativeAsyncWriter",
@@ -19,6 +20,11 @@ __all__ = [
 
 MAX_LINE_BYTES: int
 """The readers' default maximum line length in bytes (without the newline)."""
+
+CHUNK_FRAMING: dict[str, bytes]
+"""The fixed bytes of a default chunk line, in line order: ``prefix`` (up to the
+``index`` value), ``kind_key``, ``payload_key``, ``end`` (closing brace and newline).
+The writer frames chunks with them and the scanner recognises chunk lines by them."""
 
 STRING_ENCODER: str
 """How 2- and 4-byte strings are encoded: ``"avx512"``, ``"avx2"`` or ``"scalar"``, the
@@ -41,6 +47,7 @@ class NativeWriter:
     def _append_record(self, record: Any) -> None: ...
     def _seal(self) -> int | None: ...
     def _close(self, trailer: Any) -> None: ...
+    def _abandon_close(self) -> None: ...
     def write_chunk(self, index: int, row: Any) -> None:
         """Append one chunk record."""
     def write_chunks(self, items: Iterable[tuple[int, Any]]) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "SessionState",
     "SessionsDir",
     "Verdict",
+    "backup_name",
     "backups_of",
     "candidates",
     "closed_problem",
@@ -57,6 +58,7 @@ __all__ = [
     "judge",
     "lock_for_writing",
     "lock_unless_written",
+    "locked_inodes",
     "open_first",
     "partial_of",
     "same_file",
@@ -287,9 +289,16 @@ def unlock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _flock_inodes() -> set[tuple[int, int]] | None:
-    """``(device, inode)`` of every file with an flock, from ``/proc/locks``; None
-    where that file is not there (not Linux) or unreadable."""
+def locked_inodes() -> frozenset[int] | None:
+    """Inode numbers of every file with an flock, from ``/proc/locks``; None where
+    that file is not there (not Linux) or unreadable.
+
+    Only inode numbers: on overlay and some other file systems the device
+    ``stat()`` reports differs from the one ``/proc/locks`` names. A lock on
+    another file system's file with the same number reads as held, so the
+    error falls on the side of "in flight". One snapshot serves a whole
+    listing (see :func:`writer_holds_lock`'s ``listed``).
+    """
     try:
         with open("/proc/locks", "rb") as file:
             text = file.read()
@@ -299,47 +308,44 @@ def _flock_inodes() -> set[tuple[int, int]] | None:
     for line in text.splitlines():
         # "1: FLOCK  ADVISORY  WRITE 6625 fe:00:5359829 0 EOF" ("->" marks waiters)
         fields = line.split()
-        if len(fields) < 6 or fields[1] != b"FLOCK" or fields[2] == b"->":
-            continue
-        major, minor, inode = fields[5].split(b":")
-        held.add((os.makedev(int(major, 16), int(minor, 16)), int(inode)))
-    return held
+        if len(fields) >= 6 and fields[1] == b"FLOCK" and fields[2] != b"->":
+            held.add(int(fields[5].rsplit(b":", 1)[1]))
+    return frozenset(held)
 
 
-def _listed_as_locked(st: os.stat_result) -> bool:
-    held = _flock_inodes()
-    if held is None:
-        return False
-    # The inode alone decides: on overlay and some other file systems the
-    # device stat() reports differs from the one /proc/locks names. A lock on
-    # another file system's file with the same inode number reads as held:
-    # the error falls on the side of "in flight".
-    return any(inode == st.st_ino for _dev, inode in held)
-
-
-def writer_holds_lock(target: Path | str | int) -> bool:
+def writer_holds_lock(target: Path | str | int, *, listed: frozenset[int] | None = None) -> bool:
     """True when a writer holds the lock on the file at ``target`` (a path or an fd).
 
-    Never makes a writer fail: a lock listed in ``/proc/locks`` (Linux)
-    answers without touching it. Only a file listed as unlocked (or where
-    there is no ``/proc/locks``, or a writer in another PID namespace whose
-    locks it hides) is probed with ``flock(LOCK_EX | LOCK_NB)``, released at
-    once; a writer opening it during those microseconds waits for it
+    Never makes a writer fail: a lock listed in ``/proc/locks`` (Linux; or
+    in ``listed``, a snapshot of :func:`locked_inodes` taken earlier) answers
+    without touching it. Only a file listed as unlocked (or where there is
+    no ``/proc/locks``, or a writer in another PID namespace whose locks it
+    hides) is probed with ``flock(LOCK_EX | LOCK_NB)``, released at once; a
+    writer opening it during those microseconds waits for it
     (:data:`WRITER_LOCK_PATIENCE`) instead of being refused.
     """
     if isinstance(target, int):
-        if _listed_as_locked(os.fstat(target)):
-            return True
-        if not _try_lock(target):
-            return True
-        unlock(target)
-        return False
-    with lock_unless_written(target) as held:
+        return _probe(target, listed)
+    with lock_unless_written(target, listed=listed) as held:
         return held is False
 
 
+def _probe(fd: int, listed: frozenset[int] | None) -> bool:
+    """True when a writer holds the lock on ``fd``; leaves it unlocked."""
+    if listed is None:
+        listed = locked_inodes()
+    if listed is not None and os.fstat(fd).st_ino in listed:
+        return True
+    if not _try_lock(fd):
+        return True
+    unlock(fd)
+    return False
+
+
 @contextlib.contextmanager
-def lock_unless_written(path: Path | str) -> Iterator[bool | None]:
+def lock_unless_written(
+    path: Path | str, *, listed: frozenset[int] | None = None
+) -> Iterator[bool | None]:
     """Holds the lock on ``path`` for the ``with`` block when no writer holds it.
 
     Yields ``True`` while holding it, ``False`` when a writer holds it, and
@@ -353,7 +359,12 @@ def lock_unless_written(path: Path | str) -> Iterator[bool | None]:
         yield None
         return
     try:
-        if _listed_as_locked(os.fstat(fd)) or not _try_lock(fd):
+        if _probe(fd, listed):
+            yield False
+            return
+        # _probe released the lock it got: take it again for the block (a
+        # writer that slipped in between is seen here).
+        if not _try_lock(fd):
             yield False
             return
         yield True
@@ -463,17 +474,19 @@ class Verdict:
         return f"{self.path}: {self.status}: {self.detail}"
 
 
-def judge(summary: FileSummary, *, lock_held: bool | None = None) -> Verdict:
+def judge(
+    summary: FileSummary, *, lock_held: bool | None = None, listed: frozenset[int] | None = None
+) -> Verdict:
     """The verdict on a file whose records were read without a format error.
 
-    ``lock_held`` is asked of :func:`writer_holds_lock` when not given (only
-    partial files need it).
+    ``lock_held`` is asked of :func:`writer_holds_lock` (with ``listed``)
+    when not given (only partial files need it).
     """
     path = summary.path
     chunks = _plural(summary.chunk_count, "chunk")
     if is_partial(path):
         if lock_held is None:
-            lock_held = writer_holds_lock(path)
+            lock_held = writer_holds_lock(path, listed=listed)
         if lock_held:
             return Verdict(
                 path, SessionState.IN_FLIGHT, f"{chunks} so far; a writer holds the lock", summary
@@ -510,10 +523,13 @@ def _tail(summary: FileSummary) -> str:
     return describe_tail(summary.torn_bytes, summary.tail, summary.tail_line)
 
 
-def state_of(path: Path | str, *, source: int | None = None) -> Verdict:
+def state_of(
+    path: Path | str, *, source: int | None = None, listed: frozenset[int] | None = None
+) -> Verdict:
     """Applies the recovery rule to ``path`` (read from the descriptor ``source``
     when given) and judges it. Every line of the valid log is checked as JSON
-    natively; only the header and trailer are parsed in Python."""
+    natively; only the header and trailer are parsed in Python. ``listed``: a
+    :func:`locked_inodes` snapshot shared by a listing."""
     path = Path(path)
     try:
         summary = summarize(path, source=source)
@@ -521,4 +537,4 @@ def state_of(path: Path | str, *, source: int | None = None) -> Verdict:
         return Verdict(path, SessionState.CORRUPT, str(exc), error=exc)
     except OSError as exc:
         return Verdict(path, SessionState.UNREADABLE, str(exc), error=exc)
-    return judge(summary)
+    return judge(summary, listed=listed)

@@ -231,9 +231,10 @@ def _created_at(path: Path, header: dict[str, Any]) -> datetime:
     return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
 
 
-def session_info(path: Path | str) -> SessionInfo:
-    """The :class:`SessionInfo` of one file; raises what :func:`list_sessions` reports."""
-    verdict = files.state_of(path)
+def session_info(path: Path | str, *, listed: frozenset[int] | None = None) -> SessionInfo:
+    """The :class:`SessionInfo` of one file; raises what :func:`list_sessions` reports.
+    ``listed``: see :func:`sessionwal.files.writer_holds_lock`."""
+    verdict = files.state_of(path, listed=listed)
     if verdict.summary is None or verdict.state is SessionState.CORRUPT:
         assert verdict.error is not None
         raise verdict.error
@@ -278,11 +279,12 @@ def list_sessions(
     )
     report = on_error if on_error is not None else _warn
     infos = []
+    listed = files.locked_inodes()  # one snapshot of the locks for the whole listing
     for path in where.session_paths():
         try:
             if not path.is_file():
                 continue
-            infos.append(session_info(path))
+            infos.append(session_info(path, listed=listed))
         except (OSError, PersistenceError) as exc:
             report(path, exc)
     infos.sort(key=lambda info: (info.created_at, info.id, str(info.path)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,12 +46,14 @@ class SessionWriter(WriterBase):
     __slots__ = (
         "_chunks_written",
         "_closed",
+        "_closing",
         "_file",
         "_final_path",
         "_last_sync",
         "_partial_path",
         "_sandbox_handle_id",
         "_session",
+        "_state_lock",
         "_sync",
         "_sync_interval",
     )
@@ -74,6 +77,9 @@ class SessionWriter(WriterBase):
         self._file: IO[str] | None = None
         self._chunks_written = 0
         self._closed = False
+        # close() has begun: a racing abandon() is a no-op from here.
+        self._closing = False
+        self._state_lock = threading.Lock()
         self._open()
         try:
             self._write_record(self.build_header(session, sandbox_handle_id=sandbox_handle_id))
@@ -112,10 +118,13 @@ class SessionWriter(WriterBase):
     def close(self) -> None:
         """Write the trailer and atomically rename ``__partial__`` to the final name.
 
-        Idempotent.
+        Idempotent. Once it has begun, a racing :meth:`abandon` is a no-op: this
+        close finishes or raises.
         """
-        if self._closed:
-            return
+        with self._state_lock:
+            if self._closed or self._closing:
+                return
+            self._closing = True
         try:
             if self._file is not None:
                 trailer = self.build_trailer(self._session, final_chunk_count=self._chunks_written)
@@ -133,11 +142,15 @@ class SessionWriter(WriterBase):
             files.fsync_dir(self._final_path.parent)
 
     def abandon(self) -> None:
-        """Release the file without a trailer or rename; the ``__partial__`` file stays."""
-        if self._closed:
-            return
+        """Release the file without a trailer or rename; the ``__partial__`` file stays.
+
+        A no-op once :meth:`close` has begun.
+        """
+        with self._state_lock:
+            if self._closed or self._closing:
+                return
+            self._closed = True
         self._release()
-        self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:

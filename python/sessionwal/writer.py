@@ -55,9 +55,10 @@ class SessionWriter(WriterBase, NativeWriter):
         final_chunk_count = self._seal()
         if final_chunk_count is None:
             return
+        # From here a racing abandon() is a no-op: this close finishes or raises.
         try:
             trailer = self.build_trailer(self._session, final_chunk_count=final_chunk_count)
         except BaseException:
-            self.abandon()
+            self._abandon_close()
             raise
         self._close(trailer)

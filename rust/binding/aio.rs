@@ -21,8 +21,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::batch::encode_batch;
+use super::encoding::{encode_record_into, with_scratch, ChunkEncoder};
 use super::errors::to_pyerr;
-use super::writer::{begin_open, encode_record_into, with_scratch, ChunkEncoder};
+use super::session::begin_open;
 use crate::error::WalError;
 use crate::file::WalFile;
 use crate::queue::{Finish, Limits, Notify, Progress, Submitted, WriteQueue};

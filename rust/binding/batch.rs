@@ -5,13 +5,16 @@
 //! only after every other record was dumped (a later `TypeError` wins), and
 //! its position counts from the start of the batch. Both are reproduced
 //! here, on the error path only.
+//!
+//! Pending signals are checked after every record: an interrupt (Ctrl-C)
+//! during a long batch raises before anything of it is written or queued.
 
 use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use super::writer::ChunkEncoder;
+use super::encoding::ChunkEncoder;
 
 static UNPACK_PAIR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -26,6 +29,9 @@ pub(super) fn encode_batch(
     let mut count = 0;
     let mut surrogate: Option<PyErr> = None;
     for item in items.try_iter()? {
+        // Cheap when no signal is pending (one atomic load); a handler that
+        // raises (KeyboardInterrupt) cancels the whole batch.
+        py.check_signals()?;
         let (index, row) = unpack_pair(py, &item?)?;
         let start = buf.len();
         match chunks.encode_chunk_into(py, buf, &index, &row) {

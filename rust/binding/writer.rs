@@ -4,127 +4,54 @@
 //! interpreter; the write (and any fsync) happens detached, with the file's
 //! mutex taken only there, so a writer shared by threads serializes whole
 //! records and never waits on its mutex while holding the GIL.
+//!
+//! Every method checks the fork generation before it takes the mutex: in a
+//! `fork()` child the mutex may be a copy taken by a parent thread that does
+//! not exist there, and would never be released.
 
-use std::cell::Cell;
+use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
-use pyo3::exceptions::{PyRuntimeError, PyUnicodeEncodeError, PyValueError};
-use pyo3::intern;
+use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::batch::encode_batch;
+use super::encoding::{encode_record_into, with_scratch, ChunkEncoder};
 use super::errors::to_pyerr;
+use super::session::{self, open_session, OpenArgs};
 use crate::encode::defer::{self, Deferred};
 use crate::encode::string::LoneSurrogate;
-use crate::encode::{self, Unsupported};
 use crate::error::WalError;
 use crate::file::WalFile;
-use crate::sync_mode::SyncMode;
+use crate::fork;
 
-const CHUNK_PREFIX: &[u8] = b"{\"record_type\": \"chunk\", \"index\": ";
-const KIND_KEY: &[u8] = b", \"kind\": ";
-const PAYLOAD_KEY: &[u8] = b", \"payload\": ";
-const CHUNK_END: &[u8] = b"}\n";
-
-/// Scratch buffers above this size are dropped after use rather than kept,
-/// so one huge record does not pin memory for the life of the thread.
-const SCRATCH_KEEP_BYTES: usize = 1 << 20;
-
-thread_local! {
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's reusable encode buffer, emptied. Taking the
-/// buffer out (rather than borrowing it) keeps a re-entrant call safe.
-pub(super) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut buf = SCRATCH.with(Cell::take);
-    buf.clear();
-    let result = f(&mut buf);
-    if buf.capacity() <= SCRATCH_KEEP_BYTES {
-        SCRATCH.with(|slot| slot.set(buf));
-    }
-    result
-}
-
-static ENCODE_LINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static ENCODE_CHUNK_LINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static CHUNK_KIND_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static STR_ENUM_IS_ITS_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// Appends `record` + newline; Python's `json.dumps` when the fast path declines.
-pub(super) fn encode_record_into(
-    py: Python<'_>,
-    buf: &mut Vec<u8>,
-    record: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let start = buf.len();
-    // SAFETY: attached (we hold `py`), and `record` is a live object.
-    if unsafe { encode::encode(buf, record.as_ptr(), 0) }.is_ok() {
-        buf.push(b'\n');
-        return Ok(());
-    }
-    buf.truncate(start);
-    defer::rollback_from(buf, start);
-    let line = ENCODE_LINE
-        .import(py, "sessionwal._fallback", "encode_line")?
-        .call1((record,))?;
-    buf.extend_from_slice(line.cast::<PyBytes>()?.as_bytes());
-    Ok(())
-}
-
-/// Encodes one record with the native encoder, falling back to `json.dumps`:
-/// exactly the bytes (and errors) of `json.dumps(record, ensure_ascii=False) + "\n"`.
-#[pyfunction]
-pub fn encode_record<'py>(
-    py: Python<'py>,
-    record: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    with_scratch(|buf| {
-        encode_record_into(py, buf, record)?;
-        Ok(PyBytes::new(py, buf))
-    })
-}
-
-/// The checks every `_open` starts with: the sync mode its arguments name,
-/// and the final path, recorded once (a second `_open` is refused).
-pub(super) fn begin_open(
-    final_slot: &OnceLock<PathBuf>,
-    final_path: &std::path::Path,
-    sync: &str,
-    sync_interval: f64,
-) -> PyResult<SyncMode> {
-    let mode = SyncMode::parse(sync, sync_interval)
-        .ok_or_else(|| PyValueError::new_err(format!("invalid sync mode {sync:?}")))?;
-    if final_slot.set(final_path.to_path_buf()).is_err() {
-        return Err(PyRuntimeError::new_err("session writer is already open"));
-    }
-    Ok(mode)
+/// The life of a writer, in [`NativeWriter::phase`]. Only ever moves forward.
+mod phase {
+    /// Before `_open` succeeded.
+    pub const UNOPENED: u8 = 0;
+    /// Taking writes.
+    pub const OPEN: u8 = 1;
+    /// `close()` has begun: `_seal` counted the chunks and the trailer is
+    /// being built. No more writes; `abandon()` is a no-op from here, so a
+    /// close that has begun either finishes or raises.
+    pub const SEALED: u8 = 2;
+    /// `_close` or `abandon` ran: the file is released (or being released).
+    pub const FINISHED: u8 = 3;
 }
 
 #[pyclass(subclass, frozen, module = "sessionwal._native")]
 pub struct NativeWriter {
     wal: Mutex<Option<WalFile>>,
-    /// No more writes: set by `_seal`, `_close` and `abandon`.
-    closed: AtomicBool,
-    /// `_close` or `abandon` ran: the file is released.
-    finished: AtomicBool,
+    /// One of the [`phase`] constants.
+    phase: AtomicU8,
+    /// [`fork::generation`] when `_open` ran.
+    fork_generation: AtomicU64,
     chunks_written: AtomicU64,
     final_path: OnceLock<PathBuf>,
     chunks: ChunkEncoder,
-}
-
-/// Turns `(index, row)` into a chunk line; shared with the asyncio writer.
-#[derive(Default)]
-pub(super) struct ChunkEncoder {
-    /// A subclass's `build_chunk_record`; `None` means native chunk framing.
-    chunk_builder: OnceLock<Option<Py<PyAny>>>,
-    /// A str-Enum kind type whose members serialize as their `.value`,
-    /// so its members can skip the Python call for `.value`.
-    plain_kind_type: OnceLock<Py<PyAny>>,
 }
 
 impl NativeWriter {
@@ -137,16 +64,57 @@ impl NativeWriter {
     }
 
     fn closed_error(&self) -> WalError {
-        WalError::Closed {
-            final_path: self.final_path.get().cloned().unwrap_or_default(),
+        session::closed_error(&self.final_path)
+    }
+
+    /// `Forked` in a `fork()` child of the process that opened the file,
+    /// while the file is held (open, or sealed by a close). Checked before
+    /// the mutex is taken (see the module doc).
+    fn check_not_forked(&self) -> Result<(), WalError> {
+        let held = matches!(
+            self.phase.load(Ordering::Acquire),
+            phase::OPEN | phase::SEALED
+        );
+        if held && self.fork_generation.load(Ordering::Acquire) != fork::generation() {
+            return Err(WalError::Forked);
         }
+        Ok(())
     }
 
     fn check_open(&self, py: Python<'_>) -> PyResult<()> {
-        if self.closed.load(Ordering::Acquire) {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        if self.phase.load(Ordering::Acquire) != phase::OPEN {
             return Err(to_pyerr(py, self.closed_error()));
         }
         Ok(())
+    }
+
+    /// Moves to [`phase::FINISHED`] unless already there; true if it moved.
+    fn finish(&self) -> bool {
+        self.phase.swap(phase::FINISHED, Ordering::AcqRel) != phase::FINISHED
+    }
+
+    /// Releases the file without a trailer or rename.
+    fn release(&self, py: Python<'_>) {
+        let forked = self.fork_generation.load(Ordering::Acquire) != fork::generation();
+        py.detach(|| {
+            let mut wal = if forked {
+                // In a fork() child only a mutex nobody held at the fork can
+                // be taken; otherwise the descriptor stays open until exit
+                // (the parent's flock is not the child's to drop either way:
+                // see WalFile::release).
+                match self.wal.try_lock() {
+                    Ok(wal) => wal,
+                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(TryLockError::WouldBlock) => return,
+                }
+            } else {
+                self.lock_wal()
+            };
+            if let Some(wal) = wal.as_mut() {
+                wal.abandon();
+            }
+        });
     }
 
     /// One `write(2)` of complete lines, detached from the interpreter, with
@@ -176,7 +144,7 @@ impl NativeWriter {
             let mut wal = self.lock_wal();
             // Checked again under the lock: a write that passed `check_open`
             // must not land after `_seal` counted the chunks for the trailer.
-            if self.closed.load(Ordering::Acquire) {
+            if self.phase.load(Ordering::Acquire) != phase::OPEN {
                 return Err(self.closed_error());
             }
             let wal = wal.as_mut().ok_or_else(|| self.closed_error())?;
@@ -185,100 +153,6 @@ impl NativeWriter {
             Ok(true)
         })
         .map_err(|err| to_pyerr(py, err))
-    }
-}
-
-impl ChunkEncoder {
-    /// Uses `builder` (a subclass's `build_chunk_record`) instead of native framing.
-    pub(super) fn set_builder(&self, builder: Option<Py<PyAny>>) {
-        let _ = self.chunk_builder.set(builder);
-    }
-
-    pub(super) fn encode_chunk_into(
-        &self,
-        py: Python<'_>,
-        buf: &mut Vec<u8>,
-        index: &Bound<'_, PyAny>,
-        row: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        if let Some(builder) = self.chunk_builder.get().and_then(Option::as_ref) {
-            let record = builder.bind(py).call1((index, row))?;
-            return encode_record_into(py, buf, &record);
-        }
-        let kind = row.getattr(intern!(py, "kind"))?;
-        let payload = row.getattr(intern!(py, "payload"))?;
-        let start = buf.len();
-        if self
-            .encode_chunk_fast(py, buf, index, &kind, &payload)
-            .is_ok()
-        {
-            return Ok(());
-        }
-        buf.truncate(start);
-        defer::rollback_from(buf, start);
-        let line = ENCODE_CHUNK_LINE
-            .import(py, "sessionwal._fallback", "encode_chunk_line")?
-            .call1((index, row))?;
-        buf.extend_from_slice(line.cast::<PyBytes>()?.as_bytes());
-        Ok(())
-    }
-
-    /// The chunk record framed natively, keys in the builder's order.
-    fn encode_chunk_fast(
-        &self,
-        py: Python<'_>,
-        buf: &mut Vec<u8>,
-        index: &Bound<'_, PyAny>,
-        kind: &Bound<'_, PyAny>,
-        payload: &Bound<'_, PyAny>,
-    ) -> Result<(), Unsupported> {
-        buf.extend_from_slice(CHUNK_PREFIX);
-        // SAFETY (all three): attached, live objects; depth 1 is inside the record.
-        unsafe { encode::encode(buf, index.as_ptr(), 1)? };
-        buf.extend_from_slice(KIND_KEY);
-        let kind_type = kind.get_type();
-        let plain = self
-            .plain_kind_type
-            .get()
-            .is_some_and(|known| known.is(&kind_type));
-        if kind_type.is(py.get_type::<pyo3::types::PyString>()) || plain {
-            unsafe { encode::write_pystr(buf, kind.as_ptr())? };
-        } else {
-            self.encode_kind_value(py, buf, kind)?;
-        }
-        buf.extend_from_slice(PAYLOAD_KEY);
-        unsafe { encode::encode(buf, payload.as_ptr(), 1)? };
-        buf.extend_from_slice(CHUNK_END);
-        Ok(())
-    }
-
-    /// `kind.value` for enums (what the record builder writes), learning
-    /// str-Enum types whose members are their own values.
-    #[cold]
-    fn encode_kind_value(
-        &self,
-        py: Python<'_>,
-        buf: &mut Vec<u8>,
-        kind: &Bound<'_, PyAny>,
-    ) -> Result<(), Unsupported> {
-        let value = CHUNK_KIND_VALUE
-            .import(py, "sessionwal.records", "chunk_kind_value")
-            .and_then(|f| f.call1((kind,)))
-            .map_err(|_| Unsupported)?;
-        // SAFETY: attached, live object.
-        unsafe { encode::encode(buf, value.as_ptr(), 1)? };
-        if self.plain_kind_type.get().is_none() {
-            let kind_type = kind.get_type();
-            let plain = STR_ENUM_IS_ITS_VALUE
-                .import(py, "sessionwal.records", "str_enum_is_its_value")
-                .and_then(|f| f.call1((&kind_type,)))
-                .and_then(|r| r.is_truthy())
-                .unwrap_or(false);
-            if plain {
-                let _ = self.plain_kind_type.set(kind_type.into_any().unbind());
-            }
-        }
-        Ok(())
     }
 }
 
@@ -291,8 +165,8 @@ impl NativeWriter {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         NativeWriter {
             wal: Mutex::new(None),
-            closed: AtomicBool::new(true),
-            finished: AtomicBool::new(false),
+            phase: AtomicU8::new(phase::UNOPENED),
+            fork_generation: AtomicU64::new(0),
             chunks_written: AtomicU64::new(0),
             final_path: OnceLock::new(),
             chunks: ChunkEncoder::default(),
@@ -309,13 +183,18 @@ impl NativeWriter {
         sync_interval: f64,
         chunk_builder: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let mode = begin_open(&self.final_path, &final_path, sync, sync_interval)?;
-        self.chunks.set_builder(chunk_builder);
-        let wal = py
-            .detach(|| WalFile::open(&partial_path, &final_path, mode))
-            .map_err(|err| to_pyerr(py, err))?;
+        let args = OpenArgs {
+            partial_path: &partial_path,
+            final_path: &final_path,
+            sync,
+            sync_interval,
+            chunk_builder,
+        };
+        let (wal, _mode) = open_session(py, &self.final_path, &self.chunks, args)?;
         *self.lock_wal() = Some(wal);
-        self.closed.store(false, Ordering::Release);
+        self.fork_generation
+            .store(fork::generation(), Ordering::Release);
+        self.phase.store(phase::OPEN, Ordering::Release);
         Ok(())
     }
 
@@ -380,36 +259,60 @@ impl NativeWriter {
                     Deferred::default(),
                 )
             };
-            if count == 0 || self.append(py, buf, &deferred, count)? {
+            if count == 0 {
                 return Ok(());
             }
-            drop(deferred);
-            buf.clear();
-            let count = encode_batch(py, &self.chunks, buf, items)?;
-            self.append(py, buf, &Deferred::default(), count).map(drop)
+            // Splice the long strings in before the last interrupt check, so
+            // that check is the last thing before the write.
+            let lines = if deferred.is_empty() {
+                Cow::Borrowed(&buf[..])
+            } else if let Ok(full) = py.detach(|| deferred.splice(buf)) {
+                Cow::Owned(full)
+            } else {
+                // A lone surrogate: see `write_chunk`.
+                drop(deferred);
+                buf.clear();
+                let count = encode_batch(py, &self.chunks, buf, items)?;
+                py.check_signals()?;
+                return self.append(py, buf, &Deferred::default(), count).map(drop);
+            };
+            // An interrupt (Ctrl-C) that arrived while the batch was encoded
+            // raises here, with nothing written; once the write has begun,
+            // nothing below raises for it (it surfaces after the return).
+            py.check_signals()?;
+            self.append(py, &lines, &Deferred::default(), count)
+                .map(drop)
         })
     }
 
-    /// Stops further writes once the ones in flight are done and returns the
-    /// final chunk count for the trailer; `None` if already closed.
-    fn _seal(&self, py: Python<'_>) -> Option<u64> {
-        py.detach(|| {
+    /// Begins `close()`: stops further writes once the ones in flight are
+    /// done and returns the final chunk count for the trailer; `None` if
+    /// already closed or abandoned. From here `abandon()` is a no-op: the
+    /// close either finishes with `_close` or gives up with `_abandon_close`.
+    fn _seal(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        Ok(py.detach(|| {
             let _wal = self.lock_wal();
-            if self.closed.swap(true, Ordering::AcqRel) {
-                return None;
-            }
-            Some(self.chunks_written.load(Ordering::Relaxed))
-        })
+            self.phase
+                .compare_exchange(
+                    phase::OPEN,
+                    phase::SEALED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .ok()
+                .map(|_| self.chunks_written.load(Ordering::Relaxed))
+        }))
     }
 
     /// Writes `trailer`, syncs per the mode, renames to the final path and
     /// releases the lock. A trailer that cannot be encoded releases the file
     /// without renaming, as the seed does.
     fn _close(&self, py: Python<'_>, trailer: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.finished.swap(true, Ordering::AcqRel) {
+        self.check_not_forked().map_err(|err| to_pyerr(py, err))?;
+        if !self.finish() {
             return Ok(());
         }
-        self.closed.store(true, Ordering::Release);
         with_scratch(|buf| {
             let encoded = encode_record_into(py, buf, trailer);
             py.detach(|| {
@@ -430,15 +333,26 @@ impl NativeWriter {
         })
     }
 
+    /// `close()`'s way out when its trailer hook raised: releases the file
+    /// `_seal` kept for it, without a trailer or rename.
+    fn _abandon_close(&self, py: Python<'_>) {
+        if self.finish() {
+            self.release(py);
+        }
+    }
+
     /// Releases the file without a trailer or rename; the partial file stays.
+    /// A no-op once `close()` has begun (it finishes or raises) or ended.
     fn abandon(&self, py: Python<'_>) {
-        self.closed.store(true, Ordering::Release);
-        self.finished.store(true, Ordering::Release);
-        py.detach(|| {
-            if let Some(wal) = self.lock_wal().as_mut() {
-                wal.abandon();
-            }
-        });
+        let abandoned = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                matches!(now, phase::UNOPENED | phase::OPEN).then_some(phase::FINISHED)
+            })
+            .is_ok();
+        if abandoned {
+            self.release(py);
+        }
     }
 
     /// Number of chunk records written so far.
@@ -450,6 +364,6 @@ impl NativeWriter {
     /// True after `close()` or `abandon()` (and before the file is open).
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire) != phase::OPEN
     }
 }

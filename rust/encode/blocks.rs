@@ -2,7 +2,7 @@
 //! block by block, fall back to the scalar encoder for the blocks it gives
 //! back.
 
-use super::string::{write_unit, CodeUnit, LoneSurrogate};
+use super::unit::{write_unit, CodeUnit, LoneSurrogate};
 
 /// Units reserved for at a time: bounds the over-reservation on long text.
 const SEGMENT_UNITS: usize = 512;

@@ -21,6 +21,7 @@ mod list;
 mod map;
 mod pystr;
 pub mod string;
+mod unit;
 #[cfg(target_arch = "x86_64")]
 mod wide_avx2;
 #[cfg(target_arch = "x86_64")]

@@ -21,7 +21,7 @@ use std::arch::x86_64::{
 };
 
 use super::blocks::write_blocks;
-use super::string::{write_unit, CodeUnit, LoneSurrogate};
+use super::unit::{write_unit, CodeUnit, LoneSurrogate};
 
 /// Whether this CPU runs the kernel.
 pub fn cpu_supports() -> bool {

@@ -18,7 +18,7 @@ use std::arch::x86_64::{
 };
 
 use super::blocks::write_blocks;
-use super::string::{CodeUnit, LoneSurrogate};
+use super::unit::{CodeUnit, LoneSurrogate};
 
 /// Whether this CPU has every extension the kernel uses.
 pub fn cpu_supports() -> bool {
