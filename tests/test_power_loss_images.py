@@ -160,3 +160,18 @@ def test_reopen_refuses_a_line_a_crash_cannot_leave():
     with pytest.raises(sessionwal.PersistenceError, match="JSON object without a known"):
         sessionwal.SessionWriter(make_session("s"))
     assert partial.read_bytes() == image
+
+
+def test_following_stops_at_a_nul_run_without_buffering_it():
+    from sessionwal.follow import Follower
+
+    image = durable_log("s", 3) + bytes(8 << 20)  # zeros to the end: no newline ever comes
+    partial = crashed_partial("s", image)
+    with Follower(partial, poll_interval=0, timeout=5) as follower:
+        assert [t for t, _ in follower.read()] == ["header", "chunk", "chunk", "chunk"]
+        assert follower.tail is not None and follower.tail.tail == "zeros"
+        assert follower.tail.tail_bytes == 8 << 20
+        assert follower.read() == []  # reading stopped at the tail
+        while follower.wait():
+            pass
+        assert follower.outcome == "crashed"
