@@ -188,7 +188,10 @@ impl State {
             let Some(path) = self.paths.get(&ino) else {
                 continue;
             };
-            let durable = fs::read(path)?;
+            // Gone with a directory removed since (rmdir is durable at once).
+            let Some(durable) = existing(fs::read(path))? else {
+                continue;
+            };
             let (image, pages) = after_cut(&durable, &current, mode, &mut rng);
             files += 1;
             dirty += model::dirty_pages(&durable, &current).len();
@@ -202,7 +205,8 @@ impl State {
         };
         let undone = self.journal.len() - keep;
         for op in self.journal.drain(keep..).rev() {
-            op.undo()?;
+            // An operation in a directory removed since has nothing to undo.
+            existing(op.undo())?;
         }
         self.journal.clear();
         self.powered = false;
@@ -216,6 +220,15 @@ impl State {
         self.paths.retain(|&ino, _| ino == 1);
         self.inodes.retain(|_, &mut ino| ino == 1);
         self.powered = true;
+    }
+}
+
+/// `Ok(None)` for a path that no longer exists.
+fn existing<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
