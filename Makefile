@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-venv: ## create .venv with the build and test tools
+venv: ## create .venv with the build tool (test and lint tools: pyproject extras, via dev)
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q "maturin>=1.9.4,<2" ruff pytest hypothesis pytest-timeout
+	$(VENV)/bin/pip install -q "maturin>=1.9.4,<2"
 
-dev: venv ## build the extension in release mode into .venv (editable)
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release
+dev: venv ## build the extension in release mode into .venv (editable), with the test,lint extras
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --extras test,lint
 
 test: dev ## run the Python tests (HYPOTHESIS_PROFILE=dev for a quick run)
 	$(VENV)/bin/pytest
@@ -26,12 +26,13 @@ powerfs: ## build the power-loss FUSE file system (tests/powerfs; its tests skip
 bench: dev ## run the benchmark table against the pure-Python reference
 	$(PY) benches/bench_writers.py
 
-lint: ## ruff, clippy, rustfmt: all must be clean
+lint: dev ## ruff, mypy (pyproject [tool.mypy]), stubtest, clippy, rustfmt: all must be clean
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m mypy.stubtest sessionwal._native
 	cargo clippy --all-targets -- -D warnings
 	cargo fmt --check
-	$(VENV)/bin/pip install -q mypy && $(VENV)/bin/python -m mypy.stubtest sessionwal._native
 
 fmt: ## format Rust and Python sources
 	cargo fmt

@@ -1,4 +1,4 @@
-"""Benchmark the asyncio path (issue 5, DESIGN §7): per-chunk cost from a coroutine.
+"""Benchmark the asyncio path: per-chunk cost from a coroutine.
 
 Contenders, each writing the same rows into a fresh file from inside one
 ``asyncio.run`` (``sync="never"`` everywhere, as the pure seed does):
@@ -15,8 +15,8 @@ The clock runs from the first chunk until every chunk reached the OS (the
 drain task finished, or ``await writer.flush()``), so queued-but-unwritten
 work is not counted as done. Contenders are interleaved within each repeat
 with the order rotated, the GC is off while timing, and the median of the
-repeats is reported. The run also checks that ``aio`` writes exactly the
-pure writer's bytes.
+repeats is reported (``sessionwal.bench.timing``). The run also checks that
+``aio`` writes exactly the pure writer's bytes (``sessionwal.bench.identity``).
 
 A second table is the synchronous ``write_chunks`` target: batches of 64
 against the pure writer's per-chunk cost (the runner of ``bench_writers.py``).
@@ -30,24 +30,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import sessionwal
 import sessionwal.pure
-from sessionwal import Session, records
+from sessionwal import Session
 from sessionwal.aio import AsyncSessionWriter
-from sessionwal.benchmark import machine_info, run_workload
-from sessionwal.workloads import WORKLOADS
+from sessionwal.bench.identity import assert_identical, with_fixed_clock
+from sessionwal.bench.timing import FIXED_CREATED, gc_off, interleave, machine_info, medians
+from sessionwal.bench.workloads import WORKLOADS
+from sessionwal.bench.writers import run_workload
 
 BATCH = 64
 QUEUE_SIZE = 1024  # the baseline's asyncio.Queue bound
@@ -56,14 +54,11 @@ ASYNC_TARGETS = [("chat", "aio", 20.0), ("deltas", "aio", 20.0)]
 BATCH_TARGET = ("deltas", "native_batch64", "pure", 15.0)
 DEFAULT_CHUNKS = {"chat": 5_000, "deltas": 20_000}
 QUICK_CHUNKS = {"chat": 1_500, "deltas": 5_000}
-_CREATED = datetime(2024, 6, 10, 12, 0, 0, 123456, tzinfo=UTC)
-_CLOSED = datetime(2024, 6, 10, 13, 30, 0, 654321, tzinfo=UTC)
-
 Items = list[tuple[int, Any]]
 
 
 def _session(path: Path) -> Session:
-    return Session(id=path.stem, created_at=_CREATED)
+    return Session(id=path.stem, created_at=FIXED_CREATED)
 
 
 async def _to_thread_writer(cls: type, path: Path, items: Items) -> int:
@@ -87,8 +82,10 @@ async def _to_thread_writer(cls: type, path: Path, items: Items) -> int:
     return elapsed
 
 
-async def _aio_writer(path: Path, items: Items, batch: int | None) -> int:
-    writer = AsyncSessionWriter(_session(path), path=path, sync="never")
+async def _aio_writer(
+    path: Path, items: Items, batch: int | None, cls: type = AsyncSessionWriter
+) -> int:
+    writer = cls(_session(path), path=path, sync="never")
     start = time.perf_counter_ns()
     if batch is None:
         write = writer.awrite_chunk
@@ -140,18 +137,17 @@ async def _durable(path: Path, items: Items, producers: int, native: bool) -> in
 
 def run_durable(items: Items, repeats: int, workdir: Path) -> dict[str, float]:
     """Median µs per chunk under ``sync="always"`` with 1 and 16 producer tasks."""
-    runs = [(native, producers) for producers in (1, 16) for native in (False, True)]
-    samples: dict[tuple[bool, int], list[float]] = {run: [] for run in runs}
-    for rep in range(repeats):
-        for native, producers in runs[rep % len(runs) :] + runs[: rep % len(runs)]:
-            path = workdir / f"durable-{native}-{producers}.jsonl"
-            elapsed = asyncio.run(_durable(path, items, producers, native))
-            path.unlink(missing_ok=True)
-            samples[(native, producers)].append(elapsed / 1000 / len(items))
-    return {
-        f"{'aio' if native else 'pure+to_thread'} x{producers}": statistics.median(s)
-        for (native, producers), s in samples.items()
-    }
+    runs = [f"{name} x{producers}" for producers in (1, 16) for name in ("pure+to_thread", "aio")]
+
+    def one_pass(run: str, warm_up: bool) -> float:
+        name, _, producers = run.partition(" x")
+        chunk = items[:32] if warm_up else items
+        path = workdir / f"durable-{name}-{producers}.jsonl"
+        elapsed = asyncio.run(_durable(path, chunk, int(producers), name == "aio"))
+        path.unlink(missing_ok=True)
+        return elapsed / 1000 / len(chunk)
+
+    return medians(interleave(runs, repeats, one_pass))
 
 
 RUNNERS: dict[str, Callable[[Path, Items], Any]] = {
@@ -163,49 +159,39 @@ RUNNERS: dict[str, Callable[[Path, Items], Any]] = {
 
 
 def timed(contender: str, path: Path, items: Items) -> int:
-    gc.collect()
-    gc.disable()
     try:
-        return asyncio.run(RUNNERS[contender](path, items))
+        with gc_off():
+            return asyncio.run(RUNNERS[contender](path, items))
     finally:
-        gc.enable()
         path.unlink(missing_ok=True)
 
 
 def run_async_workload(
     name: str, items: Items, repeats: int, workdir: Path, progress: Callable[[str], None]
 ) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
-    for rep in range(-1, repeats):  # -1: an untimed warm-up pass
-        shift = rep % len(CONTENDERS)
-        for contender in [*CONTENDERS[shift:], *CONTENDERS[:shift]]:
-            progress(f"{name}: {'warm-up' if rep < 0 else f'repeat {rep + 1}'} {contender}")
-            path = workdir / f"{name}-{contender.replace('/', '_')}.jsonl"
-            if rep < 0:
-                timed(contender, path, items[: 4 * BATCH])
-            else:
-                samples[contender].append(timed(contender, path, items) / 1000 / len(items))
-    return samples
+    def one_pass(contender: str, warm_up: bool) -> float:
+        path = workdir / f"{name}-{contender.replace('/', '_')}.jsonl"
+        chunk = items[: 4 * BATCH] if warm_up else items
+        return timed(contender, path, chunk) / 1000 / len(chunk)
+
+    return interleave(CONTENDERS, repeats, one_pass, progress, label=name)
 
 
 def check_identity(name: str, items: Items, workdir: Path) -> None:
     """aio, aio/64 and pure must write the same bytes, or the timings mean nothing."""
     outputs = {}
-    with mock.patch.object(records, "now_utc", lambda: _CLOSED):
-        for contender in ("aio", "aio/64"):
-            path = workdir / f"identity-{name}.jsonl"
-            asyncio.run(_aio_writer(path, items, None if contender == "aio" else BATCH))
-            outputs[contender] = path.read_bytes()
-            path.unlink()
-        path = workdir / f"identity-{name}.jsonl"
-        with sessionwal.pure.SessionWriter(_session(path), path=path) as writer:
-            for index, row in items:
-                writer.write_chunk(index, row)
-        expected = path.read_bytes()
+    path = workdir / f"identity-{name}.jsonl"
+    fixed_aio = with_fixed_clock(AsyncSessionWriter)
+    for contender in ("aio", "aio/64"):
+        asyncio.run(_aio_writer(path, items, None if contender == "aio" else BATCH, fixed_aio))
+        outputs[contender] = path.read_bytes()
         path.unlink()
-    for contender, data in outputs.items():
-        if data != expected:
-            raise AssertionError(f"{name}: {contender} wrote different bytes than pure")
+    with with_fixed_clock(sessionwal.pure.SessionWriter)(_session(path), path=path) as writer:
+        for index, row in items:
+            writer.write_chunk(index, row)
+    outputs["pure"] = path.read_bytes()
+    path.unlink()
+    assert_identical(name, outputs)
 
 
 def _fmt(value: float) -> str:
@@ -213,7 +199,7 @@ def _fmt(value: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer chunks and repeats")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 7, quick 3)")
     parser.add_argument("--workloads", default="chat,deltas", help="comma-separated")
@@ -243,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             items = list(enumerate(WORKLOADS[name](counts.get(name, 5_000), 0)))
             check_identity(name, items, workdir)
             samples = run_async_workload(name, items, repeats, workdir, progress)
-            med = {c: statistics.median(s) for c, s in samples.items()}
+            med = medians(samples)
             base = med["pure+to_thread"]
             table.append(
                 f"| {name} | {len(items)} | "

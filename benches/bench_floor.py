@@ -8,62 +8,80 @@ For each workload, medians over interleaved repeats of µs per chunk for:
 * ``native write_chunk``: the whole native path;
 * ``pure write_chunk``: the reference.
 
-Run: ``python benches/bench_floor.py [--repeats N]``. Strings are fresh in
-every pass (see ``sessionwal.benchmark._fresh``).
+Run: ``python benches/bench_floor.py [--repeats N]``. The timing rules (fresh
+strings in every pass, GC off, rotated order) are ``sessionwal.bench.timing``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from sessionwal import Session, SessionWriter
+from sessionwal import SessionWriter
 from sessionwal._native import encode_record
-from sessionwal.benchmark import _fresh_items
-from sessionwal.pure import SessionWriter as PureWriter
+from sessionwal.bench.timing import (
+    Items,
+    fresh_items,
+    gc_off,
+    interleave,
+    medians,
+    pure_writer,
+    time_session,
+)
+from sessionwal.bench.workloads import WORKLOADS
 from sessionwal.records import build_chunk_record
-from sessionwal.workloads import WORKLOADS
 
 SIZES = {"chat": 5000, "deltas": 20000, "large": 200}
+CONTENDERS = ["floor", "encode", "native", "pure"]
 
 
-def _writer_pass(cls: type, directory: Path, name: str, items: list) -> float:
-    writer = cls(Session(id=name), path=directory / f"{name}.jsonl", sync="never")
-    write = writer.write_chunk
-    start = time.perf_counter()
-    for index, row in items:
-        write(index, row)
-    elapsed = time.perf_counter() - start
-    writer.close()
-    (directory / f"{name}.jsonl").unlink()
-    return elapsed
+def _floor_pass(path: Path, lines: list[bytes]) -> int:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        with gc_off():
+            start = time.perf_counter_ns()
+            for line in lines:
+                os.write(fd, line)
+            return time.perf_counter_ns() - start
+    finally:
+        os.close(fd)
+        path.unlink()
 
 
-def _floor_pass(directory: Path, lines: list[bytes]) -> float:
-    fd = os.open(directory / "floor", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    start = time.perf_counter()
-    for line in lines:
-        os.write(fd, line)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    os.unlink(directory / "floor")
-    return elapsed
-
-
-def _encode_pass(items: list) -> float:
+def _encode_pass(items: Items) -> int:
     records = [build_chunk_record(index, row) for index, row in items]
-    start = time.perf_counter()
-    for record in records:
-        encode_record(record)
-    return time.perf_counter() - start
+    with gc_off():
+        start = time.perf_counter_ns()
+        for record in records:
+            encode_record(record)
+        return time.perf_counter_ns() - start
+
+
+def measure(name: str, size: int, repeats: int, directory: Path) -> dict[str, float]:
+    """Median µs per chunk of every contender over ``size`` rows of workload ``name``."""
+    items = list(enumerate(WORKLOADS[name](size, 0)))
+    lines = [encode_record(build_chunk_record(i, r)) for i, r in items]
+    pure = pure_writer()
+
+    def one_pass(contender: str, warm_up: bool) -> float:
+        rows = fresh_items(items[:256] if warm_up else items)
+        path = directory / f"{name}-{contender}.jsonl"
+        if contender == "floor":
+            elapsed = _floor_pass(path, lines[: len(rows)])
+        elif contender == "encode":
+            elapsed = _encode_pass(rows)
+        else:
+            elapsed = time_session(SessionWriter if contender == "native" else pure, path, rows)
+        return elapsed / 1000 / len(rows)
+
+    return medians(interleave(CONTENDERS, repeats, one_pass))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     print(
@@ -72,19 +90,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
         for name, size in SIZES.items():
-            items = list(enumerate(WORKLOADS[name](size, 0)))
-            lines = [encode_record(build_chunk_record(i, r)) for i, r in items]
-            samples: dict[str, list[float]] = {k: [] for k in ("floor", "encode", "native", "pure")}
-            for _ in range(args.repeats):
-                samples["floor"].append(_floor_pass(directory, lines))
-                samples["encode"].append(_encode_pass(_fresh_items(items)))
-                samples["native"].append(
-                    _writer_pass(SessionWriter, directory, name, _fresh_items(items))
-                )
-                samples["pure"].append(_writer_pass(PureWriter, directory, name, items))
-            us = {k: statistics.median(v) / len(items) * 1e6 for k, v in samples.items()}
+            us = measure(name, size, args.repeats, Path(tmp))
             print(
                 f"| {name} | {us['floor']:.2f} | {us['encode']:.2f} | {us['native']:.2f} "
                 f"| {us['pure']:.2f} | {us['native'] - us['floor']:.2f} |"

@@ -1,7 +1,8 @@
 """Benchmark the read side: listing sessions with the native scanner vs a json.loads loop.
 
-Writes ``--sessions`` sessions of ``--chunks`` chat-like chunks (~1 KB per
-line, deterministic) into a temporary directory, then times, interleaved,
+Writes ``--sessions`` sessions of ``--chunks`` rows of the ``chat`` workload
+(~1 KB per line, deterministic) into a temporary directory, then times,
+interleaved and rotated (``sessionwal.bench.timing.interleave``),
 ``--repeats`` times each (page cache warm, so this measures CPU, not disk):
 
 - ``list_sessions``: ``sessionwal.list_sessions(dir)``, the real API (native
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import statistics
 import sys
 import tempfile
 import time
@@ -34,28 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sessionwal
-from sessionwal import ChunkKind, ChunkRow
+from sessionwal.bench.timing import interleave, medians
+from sessionwal.bench.workloads import chat
 from sessionwal.files import state_of
-
-WORDS = 'the agent tool call result error file path model token stream é 世界 😀 "q" \\ \n'.split(
-    " "
-)
-
-
-def chat_rows(n: int, rng: random.Random) -> list[ChunkRow]:
-    """~1 KB per line: the shape of DESIGN §7's ``chat`` workload, cheaply made."""
-    kinds = [ChunkKind.USER, ChunkKind.ASSISTANT, ChunkKind.TOOL_RESULT]
-    rows = []
-    for i in range(n):
-        text = " ".join(rng.choices(WORDS, k=rng.randint(20, 250)))
-        payload = {"role": kinds[i % 3].value, "content": text, "n": i, "usage": [i, 2.5, None]}
-        rows.append(ChunkRow(kinds[i % 3], payload))
-    return rows
 
 
 def write_sessions(directory: Path, sessions: int, chunks: int) -> int:
-    rng = random.Random(0)
-    rows = chat_rows(chunks, rng)
+    rows = chat(chunks, 0)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for s in range(sessions):
         session = sessionwal.Session(id=f"s{s:05d}", created_at=start + timedelta(minutes=s))
@@ -106,7 +90,7 @@ def verify_all(directory: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=300)
     parser.add_argument("--chunks", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=7)
@@ -125,20 +109,20 @@ def main(argv: list[str] | None = None) -> int:
             "list_sessions (native)": native_listing,
             "verify (native, validating)": verify_all,
         }
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.repeats):
-            for name, run in contenders.items():
-                t0 = time.perf_counter()
-                run(directory)
-                times[name].append(time.perf_counter() - t0)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    baseline = medians["json.loads loop"]
+
+        def one_pass(name: str, warm_up: bool) -> float:
+            t0 = time.perf_counter()
+            contenders[name](directory)
+            return time.perf_counter() - t0
+
+        median = medians(interleave(list(contenders), args.repeats, one_pass))
+    baseline = median["json.loads loop"]
     print(f"median of {args.repeats} interleaved repeats")
     print(f"{'':30} {'ms':>9} {'MiB/s':>9} {'speedup':>9}")
-    for name, seconds in medians.items():
+    for name, seconds in median.items():
         speed = total / (1 << 20) / seconds
         print(f"{name:30} {seconds * 1e3:9.1f} {speed:9.0f} {baseline / seconds:8.1f}x")
-    ratio = baseline / medians["list_sessions (native)"]
+    ratio = baseline / median["list_sessions (native)"]
     print(f"target: list_sessions >= 5x the json.loads loop: {ratio:.1f}x", end=" ")
     print("ok" if ratio >= 5 else "MISSED")
     return 0 if ratio >= 5 else 1

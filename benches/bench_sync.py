@@ -1,9 +1,10 @@
 """What each durability mode costs per chunk (not a CI test).
 
-Writes sessions of the ``chat`` workload (~1 KB lines, DESIGN §7) with the
-native writer in each ``sync`` mode and with the pure writer in the seed's
-behaviour (``sync="never"``), interleaving the contenders within each repeat
-so they share the machine's state, and reports medians:
+Writes sessions of the ``chat`` workload (~1 KB lines) with the native
+writer in each ``sync`` mode and with the pure writer in the seed's behaviour
+(``sync="never"``), interleaving the contenders within each repeat so they
+share the machine's state (``sessionwal.bench.timing.interleave``), and
+reports medians:
 
 - the write loop in µs per chunk (what a runtime pays on its hot path);
 - ``close()`` in ms (trailer, and for the fsyncing modes fdatasync, rename,
@@ -22,10 +23,8 @@ device flush. Results depend on the file system and device under ``--dir``
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
-import random
 import shutil
 import statistics
 import tempfile
@@ -34,62 +33,50 @@ from pathlib import Path
 from typing import Any
 
 import sessionwal
-import sessionwal.pure
-from sessionwal.workloads import WORKLOADS
+from sessionwal.bench.timing import FIXED_CREATED, interleave, pure_writer, time_writes
+from sessionwal.bench.workloads import WORKLOADS
 
-CONTENDERS = [
-    ("pure", "never"),
-    ("native", "never"),
-    ("native", "close"),
-    ("native", "interval"),
-    ("native", "always"),
-]
-CLASSES = {"pure": sessionwal.pure.SessionWriter, "native": sessionwal.SessionWriter}
+CONTENDERS = ["pure never", "native never", "native close", "native interval", "native always"]
+CLASSES = {"pure": pure_writer(), "native": sessionwal.SessionWriter}
 
 
-def one_session(kind: str, sync: str, rows: list, directory: Path, n: int) -> tuple[float, float]:
+def one_session(contender: str, rows: list, directory: Path, n: int) -> tuple[float, float]:
     """(ns per chunk in the write loop, ns in close) for one fresh session."""
-    path = directory / f"{kind}-{sync}-{random.random()}.jsonl"
-    writer = CLASSES[kind](sessionwal.Session(id=path.stem), path=path, sync=sync)
-    write = writer.write_chunk
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter_ns()
-        for i in range(n):
-            write(i, rows[i % len(rows)])
-        loop = time.perf_counter_ns() - start
-        start = time.perf_counter_ns()
-        writer.close()
-        close = time.perf_counter_ns() - start
-    finally:
-        gc.enable()
+    kind, sync = contender.split()
+    path = directory / f"{kind}-{sync}.jsonl"
+    items = [(i, rows[i % len(rows)]) for i in range(n)]
+    writer = CLASSES[kind](
+        sessionwal.Session(id=path.stem, created_at=FIXED_CREATED), path=path, sync=sync
+    )
+    loop = time_writes(writer, items)
+    start = time.perf_counter_ns()
+    writer.close()
+    close = time.perf_counter_ns() - start
     path.unlink()
     return loop / n, close
+
+
+def chunks_for(contender: str, args: argparse.Namespace) -> int:
+    return args.always_chunks if contender.endswith("always") else args.chunks
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = WORKLOADS[args.workload](args.chunks, seed=0)
     directory = Path(tempfile.mkdtemp(prefix="sessionwal-bench-sync-", dir=args.dir))
-    samples: dict[str, dict[str, list[float]]] = {
-        f"{k} {s}": {"loop": [], "close": []} for k, s in CONTENDERS
-    }
+
+    def one_pass(contender: str, warm_up: bool) -> tuple[float, float]:
+        n = 20 if warm_up else chunks_for(contender, args)
+        return one_session(contender, rows, directory, n)
+
     try:
-        for repeat in range(args.repeats):
-            order = list(CONTENDERS)
-            random.Random(repeat).shuffle(order)
-            for kind, sync in order:
-                n = args.always_chunks if sync == "always" else args.chunks
-                loop, close = one_session(kind, sync, rows, directory, n)
-                samples[f"{kind} {sync}"]["loop"].append(loop)
-                samples[f"{kind} {sync}"]["close"].append(close)
+        samples = interleave(CONTENDERS, args.repeats, one_pass)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     results = {}
     for name, got in samples.items():
-        n = args.always_chunks if name.endswith("always") else args.chunks
-        loop = statistics.median(got["loop"])
-        close = statistics.median(got["close"])
+        n = chunks_for(name, args)
+        loop = statistics.median(s[0] for s in got)
+        close = statistics.median(s[1] for s in got)
         results[name] = {
             "chunks": n,
             "us_per_chunk": loop / 1e3,
@@ -125,7 +112,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--workload", default="chat", choices=sorted(WORKLOADS))
     parser.add_argument("--chunks", type=int, default=5000)
     parser.add_argument("--always-chunks", type=int, default=300)

@@ -1,4 +1,4 @@
-"""Aggregate throughput of 1, 2 and 4 threads, each with its own writer (issue 5).
+"""Aggregate throughput of 1, 2 and 4 threads, each with its own writer.
 
 Every thread writes the same number of ``large`` rows (~64 KiB tool outputs)
 into its own session file; the clock runs from a barrier releasing all
@@ -6,7 +6,8 @@ threads until the last one finished its loop (open and close excluded). The
 native writer encodes while holding the GIL and releases it around
 ``write(2)`` and fsync, so it scales as far as the write share of a chunk
 allows; the pure writer is shown for comparison. Repeats are interleaved
-(contenders and thread counts rotated) and the median is reported.
+(contenders and thread counts rotated, ``sessionwal.bench.timing.interleave``)
+and the median is reported.
 
     python benches/bench_threads.py --quick
     python benches/bench_threads.py --threads 1,2,4 --chunks 200 --repeats 7
@@ -15,7 +16,6 @@ allows; the pure writer is shown for comparison. Repeats are interleaved
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -31,8 +31,8 @@ from typing import Any
 import sessionwal
 import sessionwal.pure
 from sessionwal import Session
-from sessionwal.benchmark import machine_info
-from sessionwal.workloads import WORKLOADS
+from sessionwal.bench.timing import gc_off, interleave, machine_info
+from sessionwal.bench.workloads import WORKLOADS
 
 WRITERS = {"pure": sessionwal.pure.SessionWriter, "native": sessionwal.SessionWriter}
 
@@ -67,16 +67,12 @@ def run_once(
     threads = [threading.Thread(target=work, args=(t,)) for t in range(n)]
     for thread in threads:
         thread.start()
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_off():
         barrier.wait()
         start, cpu_start = time.perf_counter(), _cpu_seconds()
         for thread in threads:
             thread.join()
         elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
-    finally:
-        gc.enable()
     for writer in writers:
         writer.close()
         os.unlink(writer.path)
@@ -109,17 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             writer.write_chunks(enumerate(rows[:chunks]))
         bytes_per_chunk = probe.stat().st_size / chunks
 
-        runs = [(name, n) for name in WRITERS for n in counts]
-        seconds: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
-        cores: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
-        for rep in range(-1, repeats):  # -1: warm-up
-            shift = rep % len(runs)
-            for name, n in [*runs[shift:], *runs[:shift]]:
-                print(f"  repeat {rep + 1}: {name} x{n}", file=sys.stderr, flush=True)
-                elapsed, cpu = run_once(WRITERS[name], per_thread[n], Path(tmp), args.sync)
-                if rep >= 0:
-                    seconds[(name, n)].append(elapsed)
-                    cores[(name, n)].append(cpu / elapsed)
+        def one_pass(run: str, warm_up: bool) -> tuple[float, float]:
+            name, _, n = run.partition(" x")
+            return run_once(WRITERS[name], per_thread[int(n)], Path(tmp), args.sync)
+
+        def progress(message: str) -> None:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+        runs = [f"{name} x{n}" for name in WRITERS for n in counts]
+        samples = interleave(runs, repeats, one_pass, progress, label=args.workload)
+        seconds = {run: [elapsed for elapsed, _ in got] for run, got in samples.items()}
+        cores = {run: [cpu / elapsed for elapsed, cpu in got] for run, got in samples.items()}
 
     info = machine_info()
     print(f"python {info['python']}, {info['cpu_count']} CPUs, {info['platform']}")
@@ -133,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = None
     for n in counts:
         total = n * chunks * bytes_per_chunk / 1e6
-        rate = {name: total / statistics.median(seconds[(name, n)]) for name in WRITERS}
+        rate = {name: total / statistics.median(seconds[f"{name} x{n}"]) for name in WRITERS}
         base = base or rate["native"]
-        busy = {name: statistics.median(cores[(name, n)]) for name in WRITERS}
+        busy = {name: statistics.median(cores[f"{name} x{n}"]) for name in WRITERS}
         print(
             f"| {n} | {rate['pure']:.0f} | {rate['native']:.0f} | {rate['native'] / base:.2f}x "
             f"| {busy['pure']:.2f} | {busy['native']:.2f} |"
@@ -145,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "threads": n,
                 "mb_per_s": rate,
                 "cores_busy": busy,
-                "seconds": {k: seconds[(k, n)] for k in WRITERS},
+                "seconds": {k: seconds[f"{k} x{n}"] for k in WRITERS},
             }
         )
     print()

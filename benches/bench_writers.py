@@ -1,4 +1,4 @@
-"""Benchmark the native sessionwal writer against the pure-Python reference (DESIGN §7).
+"""Benchmark the native sessionwal writer against the pure-Python reference.
 
 Workloads (generated deterministically): ``chat`` (~1 KB agent messages),
 ``deltas`` (~150 B streamed token deltas), ``large`` (~64 KiB tool outputs).
@@ -16,9 +16,10 @@ Run from a checkout with the package installed (``pip install .``)::
     python benches/bench_writers.py --stream-mib 1024    # the "flat memory at 1 GiB" target
     python benches/bench_writers.py --json out.json --plot out.png   # plot: sessionwal[plot]
 
-``sessionwal bench`` runs the same code; ``--help`` lists every option.
+``sessionwal bench`` runs the same code (``sessionwal.bench``); ``--help``
+lists every option.
 """
 
-from sessionwal.benchmark import main
+from sessionwal.bench import main
 
 raise SystemExit(main())

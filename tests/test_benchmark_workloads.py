@@ -1,8 +1,8 @@
 """The benchmark's workload generators: deterministic, realistic sizes, valid JSON.
 
 A benchmark whose rows change between runs, or drift away from the sizes
-DESIGN §7 names, measures something else than it claims; these tests pin the
-generators (not the timings, which are no test's business).
+docs/performance.md names, measures something else than it claims; these
+tests pin the generators (not the timings, which are no test's business).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from sessionwal.bench.workloads import WORKLOADS, chat, deltas, large
 from sessionwal.model import ChunkKind, ChunkRow
-from sessionwal.workloads import WORKLOADS, chat, deltas, large
 
 
 def _line(index: int, row: ChunkRow) -> bytes:
-    """The chunk line as the writers encode it (DESIGN §3)."""
+    """The chunk line as the writers encode it (README, "File format")."""
     kind = row.kind.value if isinstance(row.kind, ChunkKind) else row.kind
     record = {"record_type": "chunk", "index": index, "kind": kind, "payload": row.payload}
     return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import sessionwal
-import sessionwal.benchmark
+import sessionwal.bench
 import sessionwal.pure
 from sessionwal import ChunkKind, ChunkRow, cli
 from sessionwal.follow import Follower
@@ -97,7 +97,7 @@ def test_usage_errors_exit_2(args):
 
 def test_bench_hands_its_arguments_to_the_benchmark(monkeypatch):
     seen = []
-    monkeypatch.setattr(sessionwal.benchmark, "main", lambda argv: seen.append(argv) or 3)
+    monkeypatch.setattr(sessionwal.bench, "main", lambda argv: seen.append(argv) or 3)
     assert cli.main(["bench", "--quick", "--plot", "out.png"]) == 3
     assert seen == [["--quick", "--plot", "out.png"]]
 

@@ -2,7 +2,7 @@
 
 The open carries O_APPEND|O_CLOEXEC|O_NOFOLLOW and mode 0600 (no chmod
 afterwards), the flock comes before the header, and each sync mode makes
-exactly its fdatasync/fsync calls (DESIGN §4): the ordering that makes
+exactly its fdatasync/fsync calls (docs/durability.md): the ordering that makes
 "closed" survive power loss is trailer, fdatasync, rename, fsync(dir).
 """
 

@@ -14,7 +14,7 @@ SYNC_MODES = ("never", "close", "interval", "always")
 
 
 class WriterBase:
-    """The drop-in hooks of DESIGN §4 and the seed's surface around them.
+    """The drop-in hooks (README, "Drop-in") and the seed's surface around them.
 
     Subclasses override the hooks as class attributes, e.g.
     ``build_header = staticmethod(my_build_header)``.

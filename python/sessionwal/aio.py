@@ -208,13 +208,20 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
                 while waiters:
                     _, future = waiters.popleft()
                     if not future.done():
-                        future.set_exception(self._failure())
+                        future.set_exception(self._latched_failure())
                         # The failure is latched and raised by every later call and by
                         # aclose(); an unawaited future need not log it once more.
                         future.exception()
         if finished and self._finished is not None and not self._finished.done():
             self._loop.remove_reader(self._event_fd)
             self._finished.set_result(None)
+
+    def _latched_failure(self) -> BaseException:
+        """A fresh exception for the latched failure, so each awaiter gets its own traceback."""
+        failure = self._failure()
+        if failure is None:  # only called after _poll reported the failure, which stays latched
+            raise RuntimeError("AsyncSessionWriter: no latched failure to report")
+        return failure
 
     def _raise_closed(self) -> NoReturn:
         raise RuntimeError(

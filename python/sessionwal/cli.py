@@ -14,7 +14,7 @@ by :func:`sessionwal.files.judge`, so they agree on its state:
 - ``tail [-f] TARGET``: the last records, then (``-f``) follow; 0 when the
   session closed, 1 when following stopped first (writer gone, ``--timeout``),
   2 when it cannot be read.
-- ``bench``: the benchmark of ``sessionwal.benchmark`` (its own options).
+- ``bench``: the benchmark of ``sessionwal.bench`` (its own options).
 
 A TARGET is a path to a session file, or a session id looked up in the
 sessions directory (``--dir``, default ``$SESSIONWAL_HOME/sessions``).
@@ -27,7 +27,7 @@ import json
 import os
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -365,14 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.1, help="seconds between polls (default 0.1)")
     p.set_defaults(run=cmd_tail)
 
-    # Parsed by sessionwal.benchmark itself (see main); listed here for --help.
+    # Parsed by sessionwal.bench itself (see main); listed here for --help.
     sub.add_parser("bench", help="benchmark native vs pure writers (bench --help for options)")
     return parser
 
 
 def _bench(argv: list[str]) -> int:
-    # Imported on use: the benchmark pulls in its workloads, which nothing else needs.
-    from sessionwal import benchmark
+    # Imported on use: the harness (sessionwal.bench) is no part of the runtime.
+    from sessionwal import bench as benchmark
 
     return int(benchmark.main(argv) or 0)
 
@@ -384,8 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args_list[1:])
     args = build_parser().parse_args(args_list)
     out, err = sys.stdout, sys.stderr
+    run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
     try:
-        return args.run(args, out, err)
+        return run(args, out, err)
     except BrokenPipeError:
         # The reader went away (`sessionwal show X | head`): stop quietly, and
         # keep the interpreter's final flush from complaining about it too.

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sessionwal.errors import PersistenceError, SessionFormatError
 from sessionwal.records import FileSummary, describe_tail
@@ -412,7 +412,7 @@ _EXIT_CODES = {
 
 
 def closed_problem(
-    trailer: dict | None,
+    trailer: dict[str, Any] | None,
     torn_bytes: int,
     segment_chunk_count: int,
     tail: str | None = None,

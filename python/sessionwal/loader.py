@@ -139,10 +139,13 @@ def iter_records(path: Path | str) -> Iterator[dict[str, Any]]:
 
 
 def _chunk_row(record: dict[str, Any]) -> ChunkRow:
-    kind = record.get("kind")
+    # Whatever JSON the file holds: the format rules constrain record order,
+    # not the chunk's fields, and a reader returns what the writer wrote.
+    kind: Any = record.get("kind")
+    payload: Any = record.get("payload")
     if isinstance(kind, str):
         kind = _KINDS.get(kind, kind)
-    return ChunkRow(kind, record.get("payload"))
+    return ChunkRow(kind, payload)
 
 
 def load_session(session_id: object = None, *, path: Path | str | None = None) -> PersistedSession:

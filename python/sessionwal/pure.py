@@ -6,7 +6,7 @@ a text file opened in append mode, ``json.dumps(record, ensure_ascii=False)``
 plus ``"\\n"`` per record, ``flush()`` after each, an advisory ``flock``, the
 trailer and an atomic ``os.replace`` on close.
 
-Beyond the seed it accepts ``sync=`` (durability, see the README) and
+Beyond the seed it accepts ``sync=`` (durability, see docs/durability.md) and
 ``write_chunks`` so the two writers stay comparable; its default
 ``sync="never"`` is the seed's behaviour.
 """

@@ -16,9 +16,9 @@ longer than :data:`MAX_LINE_BYTES` where the log would continue is a
 :class:`~sessionwal.errors.SessionFormatError` naming ``path:line``, never a
 tail: it may be a record.
 
-Writing: the builders are the drop-in hooks of DESIGN §4 (a runtime with its
-own record shapes subclasses the writer and points ``build_header`` /
-``build_trailer`` / ``build_chunk_record`` at its own functions). Reading:
+Writing: the builders are the drop-in hooks (README, "Drop-in"): a runtime
+with its own record shapes subclasses the writer and points ``build_header``
+/ ``build_trailer`` / ``build_chunk_record`` at its own functions. Reading:
 everything that reads records (the loader, the native scanner's summary,
 ``repair``, ``tail``) feeds them through one :class:`Structure`, so they
 agree on what is an error and where. The chunk framing the native writer
@@ -258,7 +258,7 @@ class Structure:
     def feed(self, line: int, record: dict[str, Any]) -> str:
         """Checks one record at ``line``; returns its record_type."""
         record_type = record.get("record_type")
-        if record_type not in RECORD_TYPES:
+        if not isinstance(record_type, str) or record_type not in RECORD_TYPES:
             if "record_type" not in record:
                 raise self._error(line, "record has no record_type")
             raise self._error(line, f"unknown record_type {record_type!r}")

@@ -20,9 +20,9 @@ __all__ = ["SessionWriter"]
 class SessionWriter(WriterBase, NativeWriter):
     """Append-only JSONL WAL writer for one session, with a native core.
 
-    Same API and bytes as :class:`sessionwal.pure.SessionWriter`; see the
-    README for the ``sync`` modes (default ``"close"``: the trailer and the
-    rename survive power loss).
+    Same API and bytes as :class:`sessionwal.pure.SessionWriter`; see
+    docs/durability.md for the ``sync`` modes (default ``"close"``: the
+    trailer and the rename survive power loss).
     """
 
     def __init__(

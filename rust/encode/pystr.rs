@@ -1,7 +1,7 @@
 //! Python `str` objects, read in place from CPython's compact representation
 //! (1, 2 or 4 bytes per code point) and transcoded to escaped UTF-8 in one
-//! pass. Measured against `PyUnicode_AsUTF8AndSize` in the README: that call
-//! also caches a UTF-8 copy inside every non-ASCII payload string.
+//! pass. Measured against `PyUnicode_AsUTF8AndSize` in docs/performance.md:
+//! that call also caches a UTF-8 copy inside every non-ASCII payload string.
 
 use pyo3::ffi;
 
@@ -76,7 +76,7 @@ pub unsafe fn write_pystr(buf: &mut Vec<u8>, obj: *mut ffi::PyObject) -> Encoded
     }
 }
 
-/// The alternative measured in the README (`--features str-via-utf8`): let
+/// The alternative measured in docs/performance.md (`--features str-via-utf8`): let
 /// CPython transcode (and cache) the UTF-8 form, then only escape it.
 ///
 /// # Safety

@@ -1,4 +1,4 @@
-"""Deterministic benchmark workloads of DESIGN §7: ``chat``, ``deltas``, ``large``.
+"""Deterministic benchmark workloads: ``chat``, ``deltas``, ``large``.
 
 Rows come from a seeded :class:`random.Random`, so every run and every
 machine writes the same bytes. Text mixes ASCII, accents, CJK, emoji, quotes,
