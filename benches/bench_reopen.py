@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import sessionwal
-from sessionwal import workloads
+from sessionwal.bench import workloads
 
 
 def crashed_session(directory: Path, mib: int) -> Path:
