@@ -175,3 +175,18 @@ def test_following_stops_at_a_nul_run_without_buffering_it():
         while follower.wait():
             pass
         assert follower.outcome == "crashed"
+
+
+def test_the_rule_reads_a_shared_descriptor_without_moving_its_offset(tmp_path):
+    path = tmp_path / "s.jsonl.__partial__"
+    path.write_bytes(power_loss_image("s", durable=5, hole=10))
+    with open(path, "rb", buffering=0) as file:
+        assert file.read(3) == b'{"r'
+        log = sessionwal.records.valid_log(path, file.fileno())
+        assert file.read(3) == b"eco"
+    assert (log.chunks, log.tail, log.tail_line) == (5, "hole", 7)
+    assert (
+        log
+        == sessionwal.records.valid_log(path)
+        == sessionwal.records.valid_log(path, path.read_bytes())
+    )
