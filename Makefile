@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv dev test test-rust bench lint fmt ci clean powerfs
+.PHONY: help venv dev test test-rust bench lint fmt wheels ci clean powerfs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ fmt: ## format Rust and Python sources
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches
 
-ci: ## what CI runs: wheel into a fresh venv, tests, cargo test, linters
+wheels: ## release wheels (manylinux_2_17 x86_64, one per CPython found) and the sdist into dist/
+	bash .ci/wheels dist
+
+ci: ## what CI runs: each wheel in a fresh venv on its CPython, tests, cargo test, linters
 	bash .ci/run
 
 clean: ## remove build outputs

@@ -20,10 +20,13 @@ repeats is reported (``sessionwal.bench.timing``). The run also checks that
 
 A second table is the synchronous ``write_chunks`` target: batches of 64
 against the pure writer's per-chunk cost (the runner of ``bench_writers.py``).
+A third is the fan-out table (``benches/fanout.py``): 1 to 1,000 writers of
+one loop, chunks round robin.
 
     python benches/bench_async.py --quick        # ~1 min on 2 cores
     python benches/bench_async.py                # medians of 7 repeats
     python benches/bench_async.py --json out.json
+    python benches/bench_async.py --fanout-only --fanout 1,10,100,1000,10000
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import fanout  # benches/fanout.py: this script's directory is on sys.path
 
 import sessionwal
 import sessionwal.pure
@@ -206,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="write the samples and medians to this file")
     parser.add_argument("--dir", help="directory for the temporary files")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--fanout",
+        default=",".join(map(str, fanout.WRITERS)),
+        help="writer counts of the fan-out table (e.g. 1,10,100,1000,10000); empty skips it",
+    )
+    parser.add_argument("--fanout-only", action="store_true", help="only the fan-out table")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
     counts = QUICK_CHUNKS if args.quick else DEFAULT_CHUNKS
@@ -217,6 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     info = machine_info()
     print(f"python {info['python']}, {info['cpu_count']} CPUs, {info['platform']}")
+    fanout_counts = [int(n) for n in args.fanout.split(",") if n.strip()]
+
+    def run_fanout() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="sessionwal-bench-fan-") as tmp:
+            chunks = fanout.QUICK_CHUNKS if args.quick else fanout.CHUNKS
+            fan = fanout.run_fanout(fanout_counts, chunks, repeats, Path(tmp), progress)
+        fanout.print_fanout(fan)
+        return fan
+
+    if args.fanout_only:
+        fan = run_fanout()
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps({"machine": info, "fanout": fan}, indent=2) + "\n"
+            )
+        return 0
     report: dict[str, Any] = {"machine": info, "repeats": repeats, "async": {}, "targets": []}
     table = [
         "| workload | chunks | " + " | ".join(f"{c} µs" for c in CONTENDERS) + " | aio speedup |"
@@ -305,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Every producer awaits each chunk until it is fdatasync'ed; the to_thread writer is "
         "serialized by an asyncio.Lock, the asyncio writer shares writes between producers."
     )
+    if fanout_counts:
+        report["fanout"] = run_fanout()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0

@@ -114,7 +114,7 @@ impl fmt::Display for WalError {
             ),
             WalError::NotRegular { path } => write!(
                 f,
-                "'{}' is not a regular file; refusing to write a session log into it",
+                "'{}' is not a regular file; refusing to use it as a session log",
                 path.display()
             ),
             WalError::Unrecoverable { path, reason } => {

@@ -2,8 +2,15 @@
 //! rollback, durability per [`SyncMode`], and the trailer + atomic rename
 //! that marks a clean close. Plain Rust, no Python: unit-tested with
 //! `cargo test` through the [`Sys`] seam.
+//!
+//! Only the directories are resolved: the partial file is opened, checked
+//! and renamed relative to its directory's descriptor ([`Dir`]), so a
+//! symlink planted at either name is never followed. The final name is
+//! installed without replacing anything: an earlier session closed under
+//! the same name is kept as `<final>.~N~` (see [`WalFile::close`]).
 
-use std::fs::{self, File};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
 use crate::fork;
-use crate::scan::{valid_prefix, RecoveryError, TailKind, MAX_LINE_BYTES};
+use crate::scan::{valid_prefix, RecoveryError, TailKind, DEFAULT_MAX_LINE};
 use crate::sync_mode::SyncMode;
 use crate::syncer::Syncer;
-use crate::sys::{RealSys, Sys};
+use crate::sys::{create_private_dirs, Dir, FileId, RealSys, Sys};
 
 /// How many times `open` retries when the file it locked was renamed or
 /// unlinked between its `open` and its `flock` (a concurrent close).
@@ -28,6 +35,17 @@ const OPEN_ATTEMPTS: usize = 3;
 /// writer waits the same (`WRITER_LOCK_PATIENCE`).
 const LOCK_PATIENCE: Duration = Duration::from_millis(50);
 
+/// How many times `close` moves a file found at the final name out of the
+/// way before giving up (each time another process put one back).
+const INSTALL_ATTEMPTS: usize = 8;
+
+enum Installed {
+    /// The partial name was gone (someone removed it): nothing to promote.
+    PartialGone,
+    /// Installed; an earlier file at the final name was moved here.
+    Yes { kept_earlier: Option<PathBuf> },
+}
+
 enum State {
     Open,
     Poisoned(String),
@@ -36,8 +54,13 @@ enum State {
 
 pub struct WalFile {
     file: Option<Arc<File>>,
+    /// The partial file's directory, held open from `open` to `close`.
+    dir: Dir,
+    partial_name: OsString,
     partial_path: PathBuf,
     final_path: PathBuf,
+    /// Where `close` kept an earlier session it found at the final name.
+    kept_earlier: Option<PathBuf>,
     sync: SyncMode,
     sys: Arc<dyn Sys>,
     /// Bytes in the file. Exact while we hold the lock: it is where the next
@@ -60,12 +83,12 @@ impl WalFile {
         sync: SyncMode,
         sys: Arc<dyn Sys>,
     ) -> Result<Self> {
-        if let Some(parent) = partial_path.parent() {
-            fs::create_dir_all(parent).map_err(|e| WalError::io_at(e, parent))?;
-        }
+        let (parent, partial_name) = split_name(partial_path)?;
+        create_private_dirs(parent).map_err(|e| WalError::io_at(e, parent))?;
+        let dir = Dir::open(parent).map_err(|e| WalError::io_at(e, parent))?;
         for _ in 0..OPEN_ATTEMPTS {
             let file = sys
-                .open_append(partial_path)
+                .open_append(&dir, partial_name)
                 .map_err(|e| WalError::io_at(e, partial_path))?;
             let locked =
                 lock_patiently(&*sys, &file).map_err(|e| WalError::io_at(e, partial_path))?;
@@ -74,7 +97,10 @@ impl WalFile {
                     partial_path: partial_path.to_path_buf(),
                 });
             }
-            if !names_same_file(&file, partial_path)? {
+            let named = dir
+                .stat(partial_name)
+                .map_err(|e| WalError::io_at(e, partial_path))?;
+            if named != Some(FileId::of(&file)?) {
                 continue;
             }
             // A FIFO or device planted at the path would block or swallow writes.
@@ -85,8 +111,11 @@ impl WalFile {
             }
             let mut wal = WalFile {
                 file: Some(Arc::new(file)),
+                dir,
+                partial_name: partial_name.to_os_string(),
                 partial_path: partial_path.to_path_buf(),
                 final_path: final_path.to_path_buf(),
+                kept_earlier: None,
                 sync,
                 sys,
                 size: 0,
@@ -98,7 +127,7 @@ impl WalFile {
             if wal.sync.syncs_records() {
                 // Synced records only survive power loss if the file's name
                 // does: make the (possibly just created) entry durable.
-                wal.sync_dirs(&[partial_path])?;
+                wal.sync_dir(&wal.dir)?;
             }
             if let SyncMode::Interval(every) = wal.sync {
                 let file = Arc::clone(wal.file.as_ref().expect("just opened"));
@@ -117,6 +146,11 @@ impl WalFile {
 
     pub fn final_path(&self) -> &Path {
         &self.final_path
+    }
+
+    /// Where `close` kept the earlier session it found at the final name.
+    pub fn kept_earlier(&self) -> Option<&Path> {
+        self.kept_earlier.as_deref()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -165,7 +199,10 @@ impl WalFile {
     /// partial file to its final name, then releases the lock. Idempotent.
     ///
     /// The lock is held across the rename so no other writer can open the
-    /// partial file between our trailer and the rename.
+    /// partial file between our trailer and the rename. The rename never
+    /// replaces: a file already at the final name (the same id closed
+    /// before, or anything planted there) is first moved to the next free
+    /// `<final>.~N~`, as `mv --backup=numbered` does, and kept.
     pub fn close(&mut self, trailer: &[u8]) -> Result<()> {
         if self.is_closed() {
             return Ok(());
@@ -192,13 +229,13 @@ impl WalFile {
                 return Err(self.poison_with(e, "fdatasync failed"));
             }
         }
-        match fs::symlink_metadata(&self.partial_path) {
+        match self.dir.stat(&self.partial_name) {
             // Someone removed the partial file: nothing to promote (the seed
             // ignores FileNotFoundError from its rename the same way).
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Ok(None) => return Ok(()),
             Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
-            Ok(meta) => {
-                if !self.holds(&meta)? {
+            Ok(Some(named)) => {
+                if Some(named) != self.file.as_deref().map(FileId::of).transpose()? {
                     let err = WalError::Replaced {
                         partial_path: self.partial_path.clone(),
                     };
@@ -207,34 +244,79 @@ impl WalFile {
                 }
             }
         }
-        match self.sys.rename(&self.partial_path, &self.final_path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
-            Ok(()) => {}
+        let (final_parent, final_name) = split_name(&self.final_path)?;
+        // A hook may put the final name in another directory.
+        let other_dir = if final_parent == self.dir.path() {
+            None
+        } else {
+            Some(Dir::open(final_parent).map_err(|e| WalError::io_at(e, final_parent))?)
+        };
+        let final_dir = other_dir.as_ref().unwrap_or(&self.dir);
+        match self.install(final_dir, final_name)? {
+            Installed::PartialGone => return Ok(()),
+            Installed::Yes { kept_earlier } => self.kept_earlier = kept_earlier,
         }
         if self.sync.syncs_on_close() {
             // Both entries changed when a hook put them in different directories.
-            self.sync_dirs(&[&self.final_path, &self.partial_path])?;
+            self.sync_dir(final_dir)?;
+            if other_dir.is_some() {
+                self.sync_dir(&self.dir)?;
+            }
         }
         Ok(())
     }
 
-    /// fsyncs the directory of each of `paths`, each directory once.
-    fn sync_dirs(&self, paths: &[&Path]) -> Result<()> {
-        let mut done: Vec<&Path> = Vec::new();
-        for path in paths {
-            let dir = match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => Path::new("."),
-            };
-            if !done.contains(&dir) {
+    /// Renames the partial file to `final_name` in `final_dir` without
+    /// replacing anything.
+    fn install(&self, final_dir: &Dir, final_name: &OsStr) -> Result<Installed> {
+        let mut kept_earlier = None;
+        for _ in 0..INSTALL_ATTEMPTS {
+            let renamed =
                 self.sys
-                    .sync_dir(dir)
-                    .map_err(|e| WalError::io_at(e, dir))?;
-                done.push(dir);
+                    .rename_noreplace(&self.dir, &self.partial_name, final_dir, final_name);
+            match renamed {
+                Ok(()) => return Ok(Installed::Yes { kept_earlier }),
+                // ENOENT: the partial name is gone (removed since our check),
+                // or the final directory was removed: only the first is fine.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return match self.dir.stat(&self.partial_name) {
+                        Ok(None) => Ok(Installed::PartialGone),
+                        _ => Err(WalError::io_at(e, &self.final_path)),
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    kept_earlier = self.keep_earlier(final_dir, final_name)?.or(kept_earlier);
+                }
+                Err(e) => return Err(WalError::io_at(e, &self.partial_path)),
             }
         }
-        Ok(())
+        Err(WalError::io_at(
+            io::Error::from(io::ErrorKind::AlreadyExists),
+            &self.final_path,
+        ))
+    }
+
+    /// Moves the file at `final_name` to the next free `<final_name>.~N~`
+    /// (one past the highest number there, so numbers follow age) and
+    /// returns that path. A file that vanished meanwhile needs no move.
+    fn keep_earlier(&self, dir: &Dir, final_name: &OsStr) -> Result<Option<PathBuf>> {
+        let names = dir.names().map_err(|e| WalError::io_at(e, dir.path()))?;
+        let mut number = highest_backup_number(final_name, &names) + 1;
+        loop {
+            let backup = backup_name(final_name, number);
+            match self.sys.rename_noreplace(dir, final_name, dir, &backup) {
+                Ok(()) => return Ok(Some(dir.join(&backup))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                Err(e) => return Err(WalError::io_at(e, dir.join(final_name))),
+            }
+        }
+    }
+
+    fn sync_dir(&self, dir: &Dir) -> Result<()> {
+        self.sys
+            .sync_dir(dir)
+            .map_err(|e| WalError::io_at(e, dir.path()))
     }
 
     /// Cuts the crash tail off a reopened file (the recovery rule of
@@ -259,7 +341,7 @@ impl WalFile {
             file: self.file(),
             offset: 0,
         };
-        let prefix = match valid_prefix(reader, MAX_LINE_BYTES) {
+        let prefix = match valid_prefix(reader, DEFAULT_MAX_LINE) {
             Ok(prefix) => prefix,
             Err(RecoveryError::Io(e)) => return Err(self.io_error(e)),
             Err(err @ RecoveryError::LineTooLong { .. }) => {
@@ -292,13 +374,6 @@ impl WalFile {
             path: self.partial_path.clone(),
             reason,
         }
-    }
-
-    fn holds(&self, meta: &fs::Metadata) -> Result<bool> {
-        let Some(file) = &self.file else {
-            return Ok(false);
-        };
-        Ok(same_file(&file.metadata()?, meta))
     }
 
     fn file(&self) -> &File {
@@ -395,20 +470,41 @@ impl Drop for WalFile {
     }
 }
 
-fn names_same_file(file: &File, path: &Path) -> Result<bool> {
-    let ours = file.metadata()?;
-    match fs::symlink_metadata(path) {
-        Ok(theirs) => Ok(same_file(&ours, &theirs)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(WalError::io_at(e, path)),
-    }
+/// (directory, file name) of a path the writer was given: the directory is
+/// resolved by the kernel, the name never is.
+fn split_name(path: &Path) -> Result<(&Path, &OsStr)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| WalError::io_at(io::Error::from(io::ErrorKind::InvalidInput), path))?;
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Ok((parent, name))
 }
 
-/// Whether two metadata describe the same file (device and inode).
-#[cfg(unix)]
-fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
+/// `<name>.~N~`: the numbered backup `mv --backup=numbered` would make.
+fn backup_name(name: &OsStr, number: u64) -> OsString {
+    let mut backup = name.to_os_string();
+    backup.push(format!(".~{number}~"));
+    backup
+}
+
+/// The highest N of the `<name>.~N~` among `names`, 0 when there is none.
+fn highest_backup_number(name: &OsStr, names: &[OsString]) -> u64 {
+    let prefix = name.as_encoded_bytes();
+    names
+        .iter()
+        .filter_map(|entry| {
+            let rest = entry.as_encoded_bytes().strip_prefix(prefix)?;
+            let digits = rest.strip_prefix(b".~")?.strip_suffix(b"~")?;
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(digits).ok()?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// `try_lock` until it succeeds or [`LOCK_PATIENCE`] has passed.
@@ -425,15 +521,6 @@ fn lock_patiently(sys: &dyn Sys, file: &File) -> io::Result<bool> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
     }
-}
-
-/// Windows: std exposes no stable file identity (volume serial + file
-/// index are unstable), so the check that the name still leads to the file
-/// we hold is skipped: a rename or unlink racing `open` or `close` goes
-/// undetected there.
-#[cfg(not(unix))]
-fn same_file(_a: &fs::Metadata, _b: &fs::Metadata) -> bool {
-    true
 }
 
 // Unix-only: they use symlinks, FIFOs, fork and /proc/self/fd.

@@ -1,13 +1,17 @@
 //! sessionwal's native core.
 //!
-//! `file`, `sync_mode`, `syncer`, `sys`, `fork`, `queue`, `scan`, `framing`
-//! and `error` are plain Rust: the write-ahead-log file layer, the asyncio
-//! writer's background queue, the session-file scanner and the record bytes
-//! it shares with the writer, unit-tested without an interpreter.
+//! `file`, `sync_mode`, `syncer`, `sys`, `fork`, `queue`, `engine`,
+//! `doorbell`, `scan`, `framing` and `error` are plain Rust: the
+//! write-ahead-log file layer, the asyncio writer's queue, shared I/O engine
+//! and event-loop doorbell, the session-file scanner and the record bytes it
+//! shares with the writer, unit-tested without an interpreter.
 //! `encode` walks Python objects into JSON bytes; `binding` is the one
 //! pyo3 module that ties them to the Python shim.
 
+#[cfg(unix)]
+pub mod doorbell;
 pub mod encode;
+pub mod engine;
 pub mod error;
 pub mod file;
 pub mod fork;
@@ -24,7 +28,10 @@ mod binding;
 /// the plain-Rust core must not reach for pyo3 or for the pyo3 modules.
 #[cfg(test)]
 mod layering {
-    const CORE: [(&str, &str); 11] = [
+    const CORE: [(&str, &str); 14] = [
+        ("doorbell.rs", include_str!("doorbell.rs")),
+        ("engine.rs", include_str!("engine.rs")),
+        ("engine_tests.rs", include_str!("engine_tests.rs")),
         ("error.rs", include_str!("error.rs")),
         ("file.rs", include_str!("file.rs")),
         ("fork.rs", include_str!("fork.rs")),

@@ -2,7 +2,7 @@
 //! a file without handing every line to Python's `json.loads`.
 //!
 //! One pass over the file, a bounded buffer at a time (memory is the buffer
-//! plus the longest line, not the file), finds:
+//! plus the longest line, at most `max_line`, never the file), finds:
 //! - the line boundaries, and the torn tail (bytes after the last `\n`);
 //! - the *chunk lines*: complete lines that start with the fixed prefix
 //!   `{"record_type": "chunk"` followed by `,` or `}`. Only counted, never
@@ -12,8 +12,12 @@
 //!   subclass's `build_chunk_record` that orders keys differently, a runtime's
 //!   own record types, garbage). The caller parses events itself, so such
 //!   files are still read correctly, just without the speed-up: the scanner
-//!   never guesses what a line it does not recognise means. (For a file of
-//!   such lines only, the events hold the whole file in memory.)
+//!   never guesses what a line it does not recognise means. A streaming scan
+//!   hands each event to a callback as it is found, so events never pile up.
+//!
+//! A complete line longer than `max_line` stops the scan ([`Scan::overlong`]);
+//! a torn tail that long is counted, not buffered. Buffer growth is
+//! fallible: an allocation failure is an `OutOfMemory` error, never an abort.
 //!
 //! With `validate`, every complete line is also checked to be one JSON
 //! object in the grammar Python's `json.loads` accepts (strict strings, plus
@@ -34,12 +38,14 @@ pub mod recovery;
 #[cfg(test)]
 mod recovery_tests;
 
-pub use recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix, MAX_LINE_BYTES};
+pub use recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix};
 
 use crate::framing::{CHUNK_TYPE, RECORD_TYPE_KEY};
 
 /// Initial read buffer; it grows only to hold a line longer than this.
 const READ_BUFFER: usize = 256 * 1024;
+/// The longest line readers accept unless told otherwise (docs/safety.md).
+pub const DEFAULT_MAX_LINE: usize = 256 << 20;
 /// Deeper nesting is reported as invalid rather than tracked without bound.
 /// (Python's own limit is lower, about 1000, set by its recursion limit.)
 const MAX_DEPTH: usize = 1 << 16;
@@ -98,8 +104,11 @@ pub struct Scan {
     /// Every other complete line, in file order. Lines between two events
     /// (and after the last one) are chunk lines.
     pub events: Vec<Event>,
-    /// Only with `validate`.
+    /// Only with `validate`. Once set, no later line becomes an event.
     pub invalid: Option<Invalid>,
+    /// The number of the first complete line longer than the limit; the
+    /// scan stopped there.
+    pub overlong: Option<u64>,
 }
 
 impl Scan {
@@ -108,14 +117,16 @@ impl Scan {
     }
 }
 
-/// Incremental scanner: feed it complete lines in order.
-struct Scanner {
+/// Incremental scanner: feed it complete lines in order; events go to `sink`
+/// (which may stop the scan by returning an error).
+struct Scanner<F> {
     validate: bool,
     scan: Scan,
+    sink: F,
 }
 
-impl Scanner {
-    fn line(&mut self, text: &[u8]) {
+impl<F: FnMut(Event) -> io::Result<()>> Scanner<F> {
+    fn line(&mut self, text: &[u8]) -> io::Result<()> {
         let scan = &mut self.scan;
         scan.lines += 1;
         scan.complete_len += text.len() as u64 + 1;
@@ -131,7 +142,9 @@ impl Scanner {
         }
         match record_type_prefix(text) {
             Some(CHUNK_TYPE) => scan.chunks += 1,
-            prefix => scan.events.push(Event {
+            // The caller judges records only up to the first invalid line.
+            _ if scan.invalid.is_some() => {}
+            prefix => (self.sink)(Event {
                 line: scan.lines,
                 kind: match prefix {
                     Some(b"header") => LineKind::Header,
@@ -139,8 +152,9 @@ impl Scanner {
                     _ => LineKind::Other,
                 },
                 text: text.to_vec(),
-            }),
+            })?,
         }
+        Ok(())
     }
 }
 
@@ -158,37 +172,75 @@ fn record_type_prefix(line: &[u8]) -> Option<&[u8]> {
     Some(&rest[..end])
 }
 
-/// Scans bytes already in memory.
+/// Scans bytes already in memory; events are collected in `Scan::events`.
 pub fn scan_bytes(data: &[u8], validate: bool) -> Scan {
+    let mut events = Vec::new();
     let mut scanner = Scanner {
         validate,
         scan: Scan::default(),
+        sink: |event| {
+            events.push(event);
+            Ok(())
+        },
     };
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', data) {
-        scanner.line(&data[start..end]);
+        scanner
+            .line(&data[start..end])
+            .expect("collecting never fails");
         start = end + 1;
     }
     scanner.scan.size = data.len() as u64;
-    scanner.scan
+    let mut scan = scanner.scan;
+    scan.events = events;
+    scan
 }
 
-/// Scans everything `reader` yields, holding at most one buffer plus the
-/// longest line in memory.
-pub fn scan_reader(mut reader: impl Read, validate: bool) -> io::Result<Scan> {
+/// Scans everything `reader` yields with no line limit, collecting events.
+pub fn scan_reader(reader: impl Read, validate: bool) -> io::Result<Scan> {
+    let mut events = Vec::new();
+    let mut scan = scan_stream(reader, validate, usize::MAX, |event| {
+        events.push(event);
+        Ok(())
+    })?;
+    scan.events = events;
+    Ok(scan)
+}
+
+/// Scans everything `reader` yields, handing each event to `on_event` as it
+/// is found: memory is one buffer plus the longest line up to `max_line`,
+/// whatever the number of lines. An error from `on_event` stops the scan.
+pub fn scan_stream(
+    mut reader: impl Read,
+    validate: bool,
+    max_line: usize,
+    on_event: impl FnMut(Event) -> io::Result<()>,
+) -> io::Result<Scan> {
     let mut scanner = Scanner {
         validate,
         scan: Scan::default(),
+        sink: on_event,
     };
-    let mut buf = vec![0u8; READ_BUFFER];
-    // buf[..filled] holds unread bytes; buf[..pending] is the start of a line
-    // whose end has not been read yet.
+    let mut buf = Vec::new();
+    grow(&mut buf, READ_BUFFER.min(max_line.saturating_add(1)))?;
+    // buf[..filled] holds unread bytes, the start of a line whose end has
+    // not been read yet. While `skipping`, that line outgrew `max_line`:
+    // its bytes are counted and dropped until its newline (or the end).
     let mut filled = 0;
+    let mut skipping = false;
     let mut total: u64 = 0;
     loop {
         if filled == buf.len() {
-            // One line fills the whole buffer: make room for the rest of it.
-            buf.resize(buf.len() * 2, 0);
+            if buf.len() > max_line {
+                // Longer than any line we accept: a torn tail (counted) or
+                // an overlong line (reported when its newline comes).
+                skipping = true;
+                filled = 0;
+            } else {
+                // One line fills the whole buffer: make room for the rest of it.
+                let wanted = buf.len().saturating_mul(2).min(max_line.saturating_add(1));
+                grow(&mut buf, wanted)?;
+            }
         }
         let n = match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
@@ -200,10 +252,24 @@ pub fn scan_reader(mut reader: impl Read, validate: bool) -> io::Result<Scan> {
         let searched_from = filled;
         filled += n;
         total += n as u64;
+        if skipping {
+            if memchr::memchr(b'\n', &buf[..filled]).is_some() {
+                scanner.scan.overlong = Some(scanner.scan.lines + 1);
+                scanner.scan.size = total;
+                return Ok(scanner.scan);
+            }
+            filled = 0;
+            continue;
+        }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', &buf[searched_from..filled]) {
             let end = searched_from + end;
-            scanner.line(&buf[start..end]);
+            if end - start > max_line {
+                scanner.scan.overlong = Some(scanner.scan.lines + 1);
+                scanner.scan.size = total;
+                return Ok(scanner.scan);
+            }
+            scanner.line(&buf[start..end])?;
             start = end + 1;
         }
         // Move the unfinished line to the front (only when something before
@@ -218,13 +284,44 @@ pub fn scan_reader(mut reader: impl Read, validate: bool) -> io::Result<Scan> {
     Ok(scanner.scan)
 }
 
-pub fn scan_path(path: &Path, validate: bool) -> io::Result<Scan> {
-    scan_reader(File::open(path)?, validate)
+/// Grows `buf` to `len` bytes, reporting an allocation failure as an error.
+fn grow(buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    buf.try_reserve_exact(len.saturating_sub(buf.len()))
+        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    buf.resize(len, 0);
+    Ok(())
 }
 
-/// [`valid_prefix`] of the file at `path`.
-pub fn valid_prefix_of_path(path: &Path, max_line: usize) -> Result<ValidPrefix, RecoveryError> {
-    valid_prefix(File::open(path)?, max_line)
+/// [`scan_stream`] of the file at `path`, opened as a reader must open a
+/// session file: never through a symlink at `path`, never blocking on a
+/// FIFO, and only if it is a regular file (`InvalidInput` otherwise).
+pub fn scan_path(
+    path: &Path,
+    validate: bool,
+    max_line: usize,
+    on_event: impl FnMut(Event) -> io::Result<()>,
+) -> io::Result<Scan> {
+    scan_stream(open_regular(path)?, validate, max_line, on_event)
+}
+
+/// Opens `path` for reading without following a link at it or blocking on a
+/// FIFO, and refuses anything but a regular file.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 // ---------------------------------------------------------------- validation
@@ -486,15 +583,20 @@ impl Parser<'_> {
     }
 }
 
+// The line limit, torn tails past it, streaming events: scan/limit_tests.rs.
+#[cfg(test)]
+mod limit_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const HEADER: &str = r#"{"record_type": "header", "schema_version": 1, "id": "s"}"#;
-    const CHUNK: &str = r#"{"record_type": "chunk", "index": 0, "kind": "user", "payload": {}}"#;
-    const TRAILER: &str = r#"{"record_type": "trailer", "final_chunk_count": 2}"#;
+    pub(super) const HEADER: &str = r#"{"record_type": "header", "schema_version": 1, "id": "s"}"#;
+    pub(super) const CHUNK: &str =
+        r#"{"record_type": "chunk", "index": 0, "kind": "user", "payload": {}}"#;
+    pub(super) const TRAILER: &str = r#"{"record_type": "trailer", "final_chunk_count": 2}"#;
 
-    fn file(lines: &[&str], tail: &str) -> Vec<u8> {
+    pub(super) fn file(lines: &[&str], tail: &str) -> Vec<u8> {
         let mut out = String::new();
         for line in lines {
             out.push_str(line);
@@ -506,9 +608,9 @@ mod tests {
 
     /// A reader that hands out at most `step` bytes per call, to cross every
     /// buffer boundary the streaming scan has.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
+    pub(super) struct Trickle<'a> {
+        pub(super) data: &'a [u8],
+        pub(super) step: usize,
     }
 
     impl Read for Trickle<'_> {
@@ -642,8 +744,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.jsonl");
         std::fs::write(&path, file(&[HEADER, CHUNK, TRAILER], "")).unwrap();
-        assert_eq!(scan_path(&path, false).unwrap().chunks, 1);
-        let missing = scan_path(&dir.join("missing"), false).unwrap_err();
+        let no_events = |_| Ok(());
+        assert_eq!(
+            scan_path(&path, false, 1 << 20, no_events).unwrap().chunks,
+            1
+        );
+        let missing = scan_path(&dir.join("missing"), false, 1 << 20, no_events).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         std::fs::remove_dir_all(&dir).unwrap();
     }

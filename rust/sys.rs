@@ -10,16 +10,19 @@
 //! portable equivalents, and what has no Windows counterpart is a no-op
 //! (see the `windows` impl).
 
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
 #[cfg(unix)]
 use std::os::fd::AsRawFd;
-use std::path::Path;
+
+mod dir;
+pub use dir::{create_private_dirs, Dir, FileId};
 
 pub trait Sys: Send + Sync {
-    /// Opens `path` for appending, creating it with mode 0600 in the open
-    /// itself; never follows a symlink in the last component.
-    fn open_append(&self, path: &Path) -> io::Result<File>;
+    /// Opens `name` in `dir` for appending, creating it with mode 0600 in
+    /// the open itself; never follows a symlink at `name`.
+    fn open_append(&self, dir: &Dir, name: &OsStr) -> io::Result<File>;
     /// `flock(LOCK_EX | LOCK_NB)`; `Ok(false)` when another open file
     /// description holds the lock.
     fn try_lock(&self, file: &File) -> io::Result<bool>;
@@ -30,9 +33,17 @@ pub trait Sys: Send + Sync {
     fn fdatasync(&self, file: &File) -> io::Result<()>;
     /// Current size of `file`.
     fn file_size(&self, file: &File) -> io::Result<u64>;
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Renames `from` in `from_dir` to `to` in `to_dir` unless `to` exists
+    /// (then `AlreadyExists`); never replaces, never follows a symlink.
+    fn rename_noreplace(
+        &self,
+        from_dir: &Dir,
+        from: &OsStr,
+        to_dir: &Dir,
+        to: &OsStr,
+    ) -> io::Result<()>;
     /// fsync of a directory: makes the creates and renames in it durable.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    fn sync_dir(&self, dir: &Dir) -> io::Result<()>;
 }
 
 /// The real thing: thin wrappers over libc on unix, over std on Windows.
@@ -49,17 +60,37 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 
 #[cfg(unix)]
 impl Sys for RealSys {
-    fn open_append(&self, path: &Path) -> io::Result<File> {
-        use std::os::unix::fs::OpenOptionsExt;
+    fn open_append(&self, dir: &Dir, name: &OsStr) -> io::Result<File> {
+        use std::os::fd::FromRawFd;
+        let name = dir::c_name(name)?;
         // Read access too: reopening a crashed session inspects its last
         // bytes for a torn record before appending.
-        OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
+        let flags = libc::O_RDWR
+            | libc::O_APPEND
+            | libc::O_CREAT
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            // A FIFO planted at the name must not block the open; the
+            // caller refuses anything but a regular file right after.
+            | libc::O_NONBLOCK;
+        let fd = loop {
+            // SAFETY: a valid NUL-terminated name and a directory fd we hold.
+            let fd = unsafe { libc::openat(dir.fd(), name.as_ptr(), flags, 0o600 as libc::c_uint) };
+            if fd >= 0 {
+                break fd;
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        };
+        // SAFETY: openat just returned this descriptor and nothing else owns it.
+        let file = unsafe { File::from_raw_fd(fd) };
+        // Back to blocking for the appends (O_NONBLOCK means nothing for a
+        // regular file, but a write must never see EAGAIN).
+        // SAFETY: plain fcntl on the descriptor we own.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_APPEND) })?;
+        Ok(file)
     }
 
     fn try_lock(&self, file: &File) -> io::Result<bool> {
@@ -137,14 +168,22 @@ impl Sys for RealSys {
         Ok(unsafe { stat.assume_init() }.st_size as u64)
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+    fn rename_noreplace(
+        &self,
+        from_dir: &Dir,
+        from: &OsStr,
+        to_dir: &Dir,
+        to: &OsStr,
+    ) -> io::Result<()> {
+        match dir::rename_exclusive(from_dir, from, to_dir, to) {
+            Err(e) if dir::unsupported(&e) => dir::link_then_unlink(from_dir, from, to_dir, to),
+            other => other,
+        }
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let handle = File::open(dir)?;
-        // SAFETY: plain syscall on a descriptor we own for the call's duration.
-        check(unsafe { libc::fsync(handle.as_raw_fd()) })
+    fn sync_dir(&self, dir: &Dir) -> io::Result<()> {
+        // SAFETY: plain syscall on a directory descriptor the caller holds.
+        check(unsafe { libc::fsync(dir.fd()) })
     }
 }
 
@@ -155,17 +194,18 @@ impl Sys for RealSys {
 /// directory's inherited ACL.
 #[cfg(windows)]
 impl Sys for RealSys {
-    fn open_append(&self, path: &Path) -> io::Result<File> {
+    fn open_append(&self, dir: &Dir, name: &OsStr) -> io::Result<File> {
         use std::os::windows::fs::OpenOptionsExt;
+        let path = dir.join(name);
         /// Opens a symlink itself instead of its target (`O_NOFOLLOW`): the
         /// handle then is not a regular file and `WalFile::open` refuses it.
         const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
-        OpenOptions::new()
+        std::fs::OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
-            .open(path)
+            .open(&path)
     }
 
     fn try_lock(&self, file: &File) -> io::Result<bool> {
@@ -201,14 +241,28 @@ impl Sys for RealSys {
         Ok(file.metadata()?.len())
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+    /// Windows has no rename that refuses an existing target through std,
+    /// and a hard link is not portable across its file systems: the target
+    /// is checked first, which leaves a window in which a file created
+    /// there is replaced.
+    fn rename_noreplace(
+        &self,
+        from_dir: &Dir,
+        from: &OsStr,
+        to_dir: &Dir,
+        to: &OsStr,
+    ) -> io::Result<()> {
+        let target = to_dir.join(to);
+        if std::fs::symlink_metadata(&target).is_ok() {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        std::fs::rename(from_dir.join(from), target)
     }
 
     /// A no-op: Windows has no directory fsync (std cannot even open a
     /// directory as a `File`), so a rename's durability rests on the
     /// file system's metadata journal.
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, _dir: &Dir) -> io::Result<()> {
         Ok(())
     }
 }

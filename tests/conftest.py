@@ -6,6 +6,8 @@ a fresh virtual environment and runs from a directory without ``python/``).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +20,16 @@ import sessionwal.pure
 import sessionwal.records
 
 # Profiles picked by HYPOTHESIS_PROFILE: "dev" for quick local runs, "ci" (the
-# default) for thousands of examples in CI, "long" for soak-style runs.
+# default) for thousands of examples in CI, "ci-light" for CI's other
+# interpreters, "long" for soak-style runs.
 settings.register_profile(
     "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
+# .ci/run on each interpreter after the first: the same tests, fewer examples.
+settings.register_profile(
+    "ci-light", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile(
     "long", max_examples=20000, deadline=None, suppress_health_check=list(HealthCheck)
 )
@@ -64,3 +71,31 @@ def make_session(session_id: str = "session-1", **fields: object) -> sessionwal.
 
 def read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def nested_lists(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@functools.cache
+def depth_json_dumps_refuses() -> int:
+    """A nesting depth (a power of two) at which this interpreter's json.dumps
+    raises RecursionError.
+
+    Each CPython draws that line elsewhere: 3.11 at sys.getrecursionlimit()
+    (1000 by default), 3.12 at a separate C limit (about 1,500), 3.13 at another
+    (about 10,000). Tests that need a value too deep to encode ask the running
+    interpreter rather than assume one version's number; twice this depth is
+    well past the line wherever the stack the test runs on happens to be.
+    """
+    depth = 64
+    while depth <= 1 << 20:
+        try:
+            json.dumps(nested_lists(depth))
+        except RecursionError:
+            return depth
+        depth *= 2
+    raise AssertionError(f"json.dumps encoded {depth // 2} nested lists: no depth limit found")

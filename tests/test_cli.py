@@ -156,7 +156,9 @@ def test_ls_of_an_empty_or_missing_directory(tmp_path):
 def test_ls_reports_skipped_files_on_stderr(tmp_path):
     closed_session(sessionwal.SessionWriter, "good")
     bad = sessionwal.sessions_dir() / "bad.jsonl"
-    bad.write_text('{"record_type": "header", "created_at": "2026-01-01T00:00:00"}\n[1]\n')
+    bad.write_text(
+        '{"record_type": "header", "id": "bad", "created_at": "2026-01-01T00:00:00"}\n[1]\n'
+    )
     result = run("ls")
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["ID", "good"]
@@ -212,7 +214,7 @@ def test_show_errors_exit_2(tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.startswith("sessionwal: no session file for 'nope'")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "chunk", "index": }\n')
+    bad.write_text('{"record_type": "header", "id": "bad"}\n{"record_type": "chunk", "index": }\n')
     corrupt = run("show", bad)
     assert corrupt.returncode == 2
     assert corrupt.stdout.splitlines()[1] == (
@@ -238,7 +240,7 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     crashed = crashed_session(writer_cls, "crashed")
     live = writer_cls(make_session("live"))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "chunk", "x": nul}\n')
+    bad.write_text('{"record_type": "header", "id": "bad"}\n{"record_type": "chunk", "x": nul}\n')
     missing = tmp_path / "missing.jsonl"
 
     def verify(*paths: Path) -> tuple[int, list[str]]:

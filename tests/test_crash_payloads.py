@@ -3,8 +3,9 @@ written for that record, and the writer still usable afterwards."""
 
 from __future__ import annotations
 
+import gc
 import re
-import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from crash_helpers import split_wal
 
 from sessionwal import ChunkRow
 
-from conftest import WRITERS, make_session
+from conftest import WRITERS, depth_json_dumps_refuses, make_session
 
 
 def cycle_dict() -> dict:
@@ -56,7 +57,7 @@ HOSTILE: dict[str, tuple[Callable[[], Any], type[BaseException]]] = {
     "tuple key": (lambda: ChunkRow("user", {(1, 2): "x"}), TypeError),
     "dict cycle": (lambda: ChunkRow("user", cycle_dict()), ValueError),
     "list cycle": (lambda: ChunkRow("user", cycle_list()), ValueError),
-    "too deep": (lambda: ChunkRow("user", deep(sys.getrecursionlimit() * 4)), RecursionError),
+    "too deep": (lambda: ChunkRow("user", deep(2 * depth_json_dumps_refuses())), RecursionError),
     "payload raises": (Exploding, KeyError),
 }
 
@@ -104,6 +105,26 @@ def test_hostile_record_raises_like_pure_and_writes_nothing(tmp_path, case, how)
         }
     assert results["native"] == results["pure"]
     assert issubclass(results["native"][0], expected), results
+
+
+def test_a_writer_dropped_after_a_hostile_record_releases_its_file(tmp_path, writer_cls):
+    """A runtime that gives up on a writer after an unencodable record and
+    drops it: the file is closed (no ResourceWarning), the lock released, the
+    records written so far stay in the partial file."""
+    path = tmp_path / "s.jsonl"
+    writer = writer_cls(make_session(), path=path)
+    writer.write_chunk(0, ChunkRow("user", {"n": 0}))
+    with pytest.raises(TypeError):
+        writer.write_chunk(1, ChunkRow("user", {"x": object()}))
+    partial = writer.partial_path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del writer
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    records, tail = split_wal(partial.read_bytes())
+    assert tail == b"" and [r["record_type"] for r in records] == ["header", "chunk"]
+    writer_cls(make_session(), path=path).close()  # the lock is free
 
 
 def test_hostile_trailer_leaves_the_partial_file_like_pure(tmp_path):

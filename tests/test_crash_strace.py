@@ -1,9 +1,11 @@
 """The system calls the native writer makes, in order, seen by strace.
 
 The open carries O_APPEND|O_CLOEXEC|O_NOFOLLOW and mode 0600 (no chmod
-afterwards), the flock comes before the header, and each sync mode makes
-exactly its fdatasync/fsync calls (docs/durability.md): the ordering that makes
-"closed" survive power loss is trailer, fdatasync, rename, fsync(dir).
+afterwards) and is relative to the directory's descriptor, the final name is
+installed with RENAME_NOREPLACE, the flock comes before the header, and each
+sync mode makes exactly its fdatasync/fsync calls (docs/durability.md): the
+ordering that makes "closed" survive power loss is trailer, fdatasync,
+rename, fsync(dir).
 """
 
 from __future__ import annotations
@@ -85,6 +87,14 @@ def trace(tmp_path: Path, sync: str, interval: float = 3600.0, pause: float = 0.
     return interesting(out.read_text(), path)
 
 
+def at(fd_paths: dict[str, str], dirfd: str, name: str) -> str:
+    """The quoted path an ``*at`` call names: ``name`` relative to ``dirfd``."""
+    base = fd_paths.get(dirfd)
+    if name.startswith('"/') or base is None:
+        return name
+    return f'"{base.strip(chr(34))}/{name.strip(chr(34))}"'
+
+
 def interesting(text: str, path: Path) -> list[Event]:
     partial = f'"{path}.__partial__"'
     directory = f'"{path.parent}"'
@@ -98,12 +108,17 @@ def interesting(text: str, path: Path) -> list[Event]:
         first, _, rest = args.partition(", ")
         if call == "openat":
             name, _, flags = rest.partition(", ")
+            name = at(fd_paths, first, name)
             fd_paths[ret] = name
             if name == partial:
                 events.append(Event(int(tid), "open", flags))
             continue
         target = fd_paths.get(first)
-        if call in ("rename", "renameat", "renameat2") and partial in args:
+        if call in ("renameat", "renameat2"):
+            from_dir, from_name, _to_dir, _to_name, *flags = args.split(", ")
+            if at(fd_paths, from_dir, from_name) == partial:
+                events.append(Event(int(tid), "rename", ", ".join(flags)))
+        elif call == "rename" and partial in args:
             events.append(Event(int(tid), "rename"))
         elif call.startswith(("chmod", "fchmod")) and (partial in args or target == partial):
             events.append(Event(int(tid), "chmod"))
@@ -142,6 +157,7 @@ def test_open_flags_mode_and_the_close_sequence(tmp_path):
         "flock",  # LOCK_UN: the lock is held across the rename
     ]
     assert events[-1].detail == "LOCK_UN"
+    assert events[-3].detail == "RENAME_NOREPLACE", "close never replaces a file"
 
 
 RECORDS = ["write header", "write chunk", "write chunk", "write trailer"]

@@ -1,6 +1,7 @@
 """The ``sync=`` argument itself: validation, and the interval syncer's
-thread living exactly as long as its writer (what each mode syncs is
-checked by strace in ``test_crash_strace.py`` and by the Rust tests)."""
+threads, shared by every interval writer of the process (what each mode
+syncs, and that a released writer is synced no more, is checked by strace in
+``test_crash_strace.py`` and by the Rust tests)."""
 
 from __future__ import annotations
 
@@ -38,20 +39,36 @@ def test_invalid_sync_options_are_refused_before_touching_the_disk(
     assert list(tmp_path.iterdir()) == []
 
 
+# The most threads the shared interval syncer runs (rust/syncer.rs): its
+# timer thread and up to SYNC_THREADS fdatasync threads started on demand.
+INTERVAL_SYNC_THREADS = 1 + 8
+
+
 @pytest.mark.parametrize("release", ["close", "abandon", "drop"])
-def test_the_interval_syncer_thread_stops_with_its_writer(tmp_path, release):
+def test_interval_writers_share_a_bounded_set_of_sync_threads(tmp_path, release):
+    # Issue 17: a thread per interval writer made threads grow with sessions.
     assert threading.active_count() == 1, "this check needs no other Python threads"
     before = os_threads()
-    writer = sessionwal.SessionWriter(
-        make_session(), path=tmp_path / "s.jsonl", sync="interval", sync_interval=0.001
-    )
-    assert os_threads() == before + 1
-    writer.write_chunk(0, ChunkRow("user", {"n": 0}))
-    if release == "drop":
-        del writer
-    else:
-        getattr(writer, release)()
-    assert os_threads() == before, "the syncer thread outlived its writer"
+    for _round in range(3):  # open, write and release 40 writers, three times over
+        writers = [
+            sessionwal.SessionWriter(
+                make_session(f"s{n}"),
+                path=tmp_path / f"s{n}.jsonl",
+                sync="interval",
+                sync_interval=0.001,
+            )
+            for n in range(40)
+        ]
+        for writer in writers:
+            writer.write_chunk(0, ChunkRow("user", {"n": 0}))
+        assert os_threads() <= before + INTERVAL_SYNC_THREADS
+        for writer in writers:
+            if release != "drop":
+                getattr(writer, release)()
+        del writers, writer
+        for path in tmp_path.iterdir():
+            path.unlink()
+    assert os_threads() <= before + INTERVAL_SYNC_THREADS
 
 
 @pytest.mark.parametrize("sync", ["never", "close", "always"])

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from sessionwal._native import encode_record
 
+from conftest import depth_json_dumps_refuses, nested_lists
+
 
 def expected(obj: object) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
@@ -217,12 +219,20 @@ def test_deep_nesting_within_the_recursion_limit(depth):
     assert_identical(value)
 
 
-def test_nesting_past_the_recursion_limit_raises_recursion_error():
-    value: object = 0
-    for _ in range(sys.getrecursionlimit() + 100):
-        value = [value]
+# Past the recursion limit each CPython differs (3.11 refuses, 3.12 encodes
+# 1,100 levels but not 5,000, 3.13 both): the encoder follows the running one.
+@pytest.mark.parametrize(
+    "depth",
+    [sys.getrecursionlimit() + 100, 5_000, 2 * depth_json_dumps_refuses()],
+    ids=["limit+100", "5000", "twice-json-refuses"],
+)
+def test_nesting_past_the_recursion_limit_encodes_or_raises_like_json_dumps(depth):
+    assert_identical(nested_lists(depth))
+
+
+def test_nesting_too_deep_for_json_dumps_raises_recursion_error():
     with pytest.raises(RecursionError):
-        encode_record(value)
+        encode_record(nested_lists(2 * depth_json_dumps_refuses()))
 
 
 def test_container_subclasses_go_through_their_overrides():

@@ -229,26 +229,24 @@ def test_readers_stop_at_the_last_valid_record(tmp_path, case):
     )
 
 
-def test_a_line_longer_than_the_maximum_is_an_error_not_a_tail(tmp_path):
+def test_a_line_longer_than_the_maximum_is_an_error_not_a_tail(tmp_path, monkeypatch):
     long = '{"record_type": "chunk", "payload": "' + "x" * 400 + '"}'
     path = write_lines(tmp_path / "s.jsonl.__partial__", HEADER, CHUNK, long, CHUNK)
-    with pytest.raises(SessionFormatError, match=r"s\.jsonl\.__partial__:3: line of 439 bytes"):
+    with pytest.raises(
+        SessionFormatError, match=r"s\.jsonl\.__partial__:3: line is longer than 300"
+    ):
         sessionwal.records.valid_log(path, max_line=300)
     # Within the maximum it is a record.
     assert sessionwal.records.valid_log(path, max_line=439).chunks == 3
-
-
-def test_readers_refuse_a_line_past_the_default_maximum(tmp_path):
-    path = tmp_path / "s.jsonl.__partial__"
-    with open(path, "wb") as file:
-        file.write((HEADER + "\n").encode())
-        file.write(b'{"record_type": "chunk", "payload": "')
-        file.write(b"x" * sessionwal.records.MAX_LINE_BYTES)
-        file.write(b'"}\n')
-    with pytest.raises(SessionFormatError, match=r":2: line of \d+ bytes, longer than the maximum"):
+    # Every reader takes the limit from the environment, and says the same.
+    monkeypatch.setenv("SESSIONWAL_MAX_LINE_BYTES", "300")
+    with pytest.raises(SessionFormatError, match=r":3: line is longer than 300 bytes"):
         load_session(path=path)
     verdict = sessionwal.files.state_of(path)
     assert verdict.state is sessionwal.SessionState.CORRUPT and verdict.exit_code == 2
+    # A NUL in it makes it a crash tail: no record holds one.
+    path.write_bytes(path.read_bytes().replace(b"xxxx", b"x\0xx", 1))
+    assert load_session(path=path).tail == "hole"
 
 
 def test_a_corrupt_chunk_payload_ends_the_log_for_every_reader(tmp_path):
@@ -299,25 +297,23 @@ def test_list_sessions_sorted_with_states(writer_cls, sessionwal_home):
 
 
 def test_list_sessions_skips_unreadable_files_with_a_warning(tmp_path, caplog):
-    write_session(sessionwal.SessionWriter, tmp_path / "good.jsonl")
+    write_session(sessionwal.SessionWriter, tmp_path / "session-1.jsonl")
     write_lines(tmp_path / "bad.jsonl", HEADER, "[]")
-    write_lines(tmp_path / "unterminated.jsonl", HEADER, CHUNK)  # final name, no trailer
+    write_lines(tmp_path / "s.jsonl", HEADER, CHUNK)  # final name, no trailer
     (tmp_path / "dir.jsonl").mkdir()
     with caplog.at_level(logging.WARNING, logger="sessionwal.loader"):
         infos = list_sessions(tmp_path)
-    assert [i.path.name for i in infos] == ["good.jsonl"]
+    assert [i.path.name for i in infos] == ["session-1.jsonl"]
     messages = sorted(r.getMessage() for r in caplog.records)
     assert messages == [
         f"skipping session file {tmp_path / 'bad.jsonl'}: {tmp_path / 'bad.jsonl'}: "
-        "a crash tail of 3 bytes from line 2 (a line that is not a JSON object) after the "
-        "last valid record, but a closed session ends with its trailer",
-        f"skipping session file {tmp_path / 'unterminated.jsonl'}: "
-        f"{tmp_path / 'unterminated.jsonl'}: no trailer, but only a closed session has the "
-        "final name",
+        "the header's session id 's' does not match the file name (which names 'bad')",
+        f"skipping session file {tmp_path / 's.jsonl'}: "
+        f"{tmp_path / 's.jsonl'}: no trailer, but only a closed session has the final name",
     ]
     seen = []
     list_sessions(tmp_path, on_error=lambda path, exc: seen.append(path.name))
-    assert sorted(seen) == ["bad.jsonl", "unterminated.jsonl"]
+    assert sorted(seen) == ["bad.jsonl", "s.jsonl"]
 
 
 def test_list_sessions_of_a_missing_directory_is_empty(tmp_path):
@@ -333,15 +329,17 @@ def test_list_sessions_reads_other_record_shapes(writer_cls, tmp_path):
             lambda index, row: {"index": index, "record_type": "chunk", "payload": row.payload}
         )
 
-    write_session(Reordered, tmp_path / "s.jsonl")
+    write_session(Reordered, tmp_path / "session-1.jsonl")
     (info,) = list_sessions(tmp_path)
     assert (info.chunk_count, info.state) == (len(ROWS), "closed")
     assert load_session(path=info.path).chunks == tuple(ChunkRow(None, row.payload) for row in ROWS)
 
 
 def test_naive_created_at_is_read_as_utc(writer_cls, tmp_path):
-    write_session(writer_cls, tmp_path / "s.jsonl", created_at=datetime(2026, 1, 1, 12))
-    write_session(writer_cls, tmp_path / "t.jsonl", created_at=FIXED_CREATED_AT)
+    write_session(
+        writer_cls, tmp_path / "s.jsonl", session_id="s", created_at=datetime(2026, 1, 1, 12)
+    )
+    write_session(writer_cls, tmp_path / "t.jsonl", session_id="t", created_at=FIXED_CREATED_AT)
     infos = list_sessions(tmp_path)
     assert [i.created_at for i in infos] == [
         datetime(2026, 1, 1, 12, tzinfo=UTC),

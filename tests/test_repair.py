@@ -45,10 +45,12 @@ def crashed(writer_cls, path: Path, rows=ROWS, tail: bytes = b"") -> Path:
 def test_repair_cuts_the_torn_tail_and_appends_a_recovered_trailer(
     writer_cls, tmp_path, fixed_clock
 ):
-    partial = crashed(writer_cls, tmp_path / "s.jsonl", tail=b'{"record_type": "chunk", "in')
+    partial = crashed(
+        writer_cls, tmp_path / "session-1.jsonl", tail=b'{"record_type": "chunk", "in'
+    )
     original = partial.read_bytes()
     result = repair_session(partial)
-    final = tmp_path / "s.jsonl"
+    final = tmp_path / "session-1.jsonl"
     assert result.path == final and result.backup == Path(f"{partial}.bak")
     assert (result.chunk_count, result.torn_bytes, result.trailer_added) == (3, 28, True)
     assert not partial.exists()
@@ -102,11 +104,11 @@ def test_repair_holds_the_lock_so_no_writer_can_reopen_meanwhile(tmp_path, monke
     seen = []
     real_write_backup = sessionwal.repair._write_backup
 
-    def write_backup_then_try_a_writer(path, data):
+    def write_backup_then_try_a_writer(path, fd, size):
         with pytest.raises(sessionwal.PersistenceError, match="another process"):
             sessionwal.SessionWriter(make_session(), path=tmp_path / "s.jsonl")
         seen.append(path)
-        return real_write_backup(path, data)
+        return real_write_backup(path, fd, size)
 
     monkeypatch.setattr(sessionwal.repair, "_write_backup", write_backup_then_try_a_writer)
     repair_session(partial)
@@ -193,7 +195,7 @@ def test_repair_keeps_every_complete_record_at_any_truncation_point(writer, data
     truncated = original[:cut]
     complete_lines = truncated.split(b"\n")[:-1]
     with tempfile.TemporaryDirectory() as tmp:
-        partial = Path(tmp) / "s.jsonl.__partial__"
+        partial = Path(tmp) / "session-1.jsonl.__partial__"
         partial.write_bytes(truncated)
         if not complete_lines:
             with pytest.raises(RepairRefused, match="no complete header"):

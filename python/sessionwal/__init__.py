@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionwal.errors import PersistenceError, SessionFormatError
+from sessionwal.errors import InsecureDirectoryWarning, PersistenceError, SessionFormatError
 from sessionwal.files import (
     SESSIONWAL_HOME_ENV,
     SessionState,
@@ -28,6 +28,7 @@ __all__ = [
     "SESSIONWAL_HOME_ENV",
     "ChunkKind",
     "ChunkRow",
+    "InsecureDirectoryWarning",
     "PersistedSession",
     "PersistenceError",
     "Session",

@@ -43,14 +43,28 @@ class WriterBase:
         return self._partial_path
 
     def _resolve_paths(self, session: Any, path: Path | str | None) -> tuple[Path, Path]:
-        """(final, partial) as the seed computes them, resolved to absolute paths."""
+        """(final, partial) as the seed computes them, absolute, directories resolved.
+
+        Only the directories are resolved: a symlink planted at either file
+        name is never followed (the writer opens and renames the names
+        relative to the directory). The default sessions directory is
+        created 0700 and refused when others can write to it; any other
+        directory they can write to draws an ``InsecureDirectoryWarning``.
+        """
         if path is not None:
-            final_path = Path(path).resolve()
-            return final_path, files.partial_of(final_path)
-        final_path = Path(self.session_file(session.id)).resolve()
-        partial_path = Path(self.session_partial_file(session.id)).resolve()
-        if final_path.parent == files.sessions_dir().resolve():
-            files.ensure_sessions_dir()
+            final_path = files.resolve_directory_only(Path(path))
+            partial_path = files.partial_of(final_path)
+        else:
+            final_path = files.resolve_directory_only(Path(self.session_file(session.id)))
+            partial_path = files.resolve_directory_only(Path(self.session_partial_file(session.id)))
+        # Only the default-named paths can be the default directory (a path=
+        # there is the caller's choice, and only warned about).
+        default_dir = files.sessions_dir().absolute().resolve() if path is None else None
+        for directory in {final_path.parent, partial_path.parent}:
+            if directory == default_dir:
+                files.ensure_sessions_dir()
+            else:
+                files.check_directory(directory, default=False)
         return final_path, partial_path
 
     def _uses_default_chunk_builder(self) -> bool:

@@ -3,23 +3,23 @@
 import asyncio
 from collections.abc import Callable, Iterable
 from os import PathLike
-from typing import Any
+from typing import Any, final
 
 from typing_extensions import disjoint_base
 
 __all__ = [
     "CHUNK_FRAMING",
-    "MAX_LINE_BYTES",
     "STRING_ENCODER",
     "NativeAsyncWriter",
+    "NativeDoorbell",
     "NativeWriter",
+    "drain_io",
     "encode_record",
+    "io_threads",
     "recover",
     "scan",
+    "set_io_threads",
 ]
-
-MAX_LINE_BYTES: int
-"""The readers' default maximum line length in bytes (without the newline)."""
 
 CHUNK_FRAMING: dict[str, bytes]
 """The fixed bytes of a default chunk line, in line order: ``prefix`` (up to the
@@ -73,13 +73,19 @@ class NativeAsyncWriter:
         chunk_builder: Callable[[Any, Any], Any] | None,
     ) -> None: ...
     def _start(
-        self, header: Any, ready: asyncio.Future[None], max_chunks: int, max_bytes: int
+        self,
+        header: Any,
+        event_loop: asyncio.AbstractEventLoop,
+        ready: asyncio.Future[None],
+        bell: NativeDoorbell,
+        bounds: tuple[int, int],
     ) -> int: ...
     def _release_unstarted(self) -> None: ...
     def awrite_chunk(self, index: int, row: Any) -> asyncio.Future[None]:
         """Queue one chunk record, encoded now; await the result for room (or durability)."""
     def awrite_chunks(self, items: Iterable[tuple[int, Any]]) -> asyncio.Future[None]:
         """Queue many chunk records as one unit, all encoded now; all or nothing."""
+    def _check_loop(self) -> None: ...
     def _last_ticket(self) -> int: ...
     def _poll(self) -> tuple[int, int, bool, bool]: ...
     def _arm(self, admitted_at: int, written_at: int, finished: bool) -> bool: ...
@@ -89,7 +95,7 @@ class NativeAsyncWriter:
     def _finish_abandon(self) -> None: ...
     def _finish_result(self) -> None: ...
     def _stall(self, stalled: bool) -> None:
-        """Test hook: hold the background writer as if the disk did not answer."""
+        """Test hook: hold the writer's turns as if the disk did not answer."""
     @property
     def chunks_written(self) -> int: ...
     @property
@@ -101,11 +107,34 @@ class NativeAsyncWriter:
     @property
     def closed(self) -> bool: ...
 
+@final
+class NativeDoorbell:
+    """One event loop's doorbell: the descriptor it watches for all its asyncio writers."""
+
+    def __new__(cls) -> NativeDoorbell: ...
+    @property
+    def fd(self) -> int: ...
+    def take(self) -> list[int]: ...
+
+def io_threads() -> tuple[int, int]:
+    """(write threads, most threads for ``sync="always"`` writers) of the asyncio engine."""
+
+def set_io_threads(threads: int, syncs: int | None = None) -> None:
+    """Set the engine's thread counts; only before the first asyncio writer opens."""
+
+def drain_io() -> None:
+    """Wait until every record queued by an asyncio writer reached the OS."""
+
 def scan(
-    source: bytes | int | str | PathLike[str], *, validate: bool = False, end: int | None = None
+    source: bytes | str | PathLike[str],
+    *,
+    validate: bool = False,
+    max_line: int = ...,
+    on_event: Callable[[int, str, bytes], object] | None = None,
+    end: int | None = None,
 ) -> dict[str, Any]:
-    """Scans a session file (a path, read without the GIL) or its bytes; only the first
-    ``end`` bytes when given.
+    """Scans a session file (a path, read without the GIL) or its bytes; only its first
+    ``end`` bytes when given (the valid log :func:`recover` found).
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
     ``[(line, kind, text)]`` for every complete line that is not a chunk line;
@@ -114,12 +143,13 @@ def scan(
     """
 
 def recover(source: bytes | int | str | PathLike[str], *, max_line: int = ...) -> dict[str, Any]:
-    """The recovery rule: where the valid log of a session file (a path, read without the
-    GIL, or its bytes) ends, and what follows it.
+    """The recovery rule: where the valid log of a session file (a path, or an open
+    descriptor read from its start without moving its offset, without the GIL; or its
+    bytes) ends, and what follows it.
 
     Keys: ``end``, ``size``, ``records``, ``chunks`` (ints), ``trailer_at`` (int or ``None``),
     ``tail`` (``None`` or its kind: ``"zeros"``, ``"hole"``, ``"torn"``, ``"garbage"``,
     ``"unrecognized record"``, ``"out of sequence"``), ``line_too_long`` (``None`` or
-    ``(line, offset, length, max_line)``: the line after the prefix may be a record
+    ``(line, offset, length, max_line)``: the line after the valid log may be a record
     longer than ``max_line``; ``size``, ``chunks`` and ``tail`` are then ``None``).
     """

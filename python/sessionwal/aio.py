@@ -1,10 +1,11 @@
 """``AsyncSessionWriter``: the session WAL for asyncio code, with no thread hop per chunk.
 
 ``awrite_chunk`` encodes the record natively while it is called and appends
-the bytes to a bounded in-memory queue; one background thread per writer
-(native, it never takes the GIL) writes whatever has piled up with a single
-``write(2)``. The event loop therefore never waits on the disk, and the
-common case (room in the queue) costs about what encoding costs.
+the bytes to the writer's bounded in-memory queue; a small fixed pool of
+native I/O threads shared by every writer of the process (they never take
+the GIL) writes whatever has piled up in a writer with a single ``write(2)``
+per turn. The event loop therefore never waits on the disk, and the common
+case (room in the queue) costs about what encoding costs.
 
 Acknowledgement: awaiting ``awrite_chunk`` / ``awrite_chunks`` means the
 record is *queued*: encoded, ordered, and going to be written unless a
@@ -26,15 +27,30 @@ await does not withdraw it. The returned awaitable is an ``asyncio.Future``
 from __future__ import annotations
 
 import asyncio
+import atexit
+import warnings
+import weakref
 from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
 from sessionwal._base import WriterBase, check_sync_mode
-from sessionwal._native import NativeAsyncWriter
+from sessionwal._native import (
+    NativeAsyncWriter,
+    NativeDoorbell,
+    drain_io,
+    io_threads,
+    set_io_threads,
+)
 
-__all__ = ["DEFAULT_MAX_QUEUED_BYTES", "DEFAULT_MAX_QUEUED_CHUNKS", "AsyncSessionWriter"]
+__all__ = [
+    "DEFAULT_MAX_QUEUED_BYTES",
+    "DEFAULT_MAX_QUEUED_CHUNKS",
+    "AsyncSessionWriter",
+    "io_threads",
+    "set_io_threads",
+]
 
 DEFAULT_MAX_QUEUED_CHUNKS = 8192
 DEFAULT_MAX_QUEUED_BYTES = 8 << 20
@@ -69,24 +85,27 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         if max_queued_chunks < 1 or max_queued_bytes < 1:
             raise ValueError("max_queued_chunks and max_queued_bytes must be at least 1")
         self._loop = asyncio.get_running_loop()
+        self._bell: _LoopBell | None = None
+        self._token = 0
         self._session = session
         self._final_path, self._partial_path = self._resolve_paths(session, path)
         self._admit_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._written_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._finished: asyncio.Future[None] | None = None
         self._close_error_raised = False
-        self._event_fd = -1
         custom_builder = None if self._uses_default_chunk_builder() else self.build_chunk_record
         self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
         try:
             header = self.build_header(session, sandbox_handle_id=sandbox_handle_id)
             ready = self._loop.create_future()
             ready.set_result(None)
-            self._event_fd = self._start(header, ready, max_queued_chunks, max_queued_bytes)
+            bell = _LoopBell.of(self._loop)
+            bounds = (max_queued_chunks, max_queued_bytes)
+            self._token = self._start(header, self._loop, ready, bell.native, bounds)
+            self._bell = bell
         except BaseException:
             self._release_unstarted()
             raise
-        self._loop.add_reader(self._event_fd, self._on_event)
 
     # awrite_chunk(index, row) and awrite_chunks(items) are native methods
     # of NativeAsyncWriter; they call back into _wait_* only when the caller
@@ -94,6 +113,7 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
 
     async def flush(self) -> None:
         """Wait until everything queued so far reached the OS (the disk under ``sync="always"``)."""
+        self._check_loop()
         if self.closed:
             self._raise_closed()
         ticket = self._last_ticket()
@@ -106,6 +126,7 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         Idempotent. Raises a latched write failure (once); the partial file
         then stays, without a trailer.
         """
+        self._check_loop()
         # Sealed first: build_trailer is Python and could let another call in.
         if self._seal():
             try:
@@ -128,6 +149,7 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
 
         The ``__partial__`` file stays. Never raises a write failure.
         """
+        self._check_loop()
         self._finish_abandon()  # a no-op once aclose() queued its close
         self._watch_finish()
         await self._until_finished()
@@ -147,17 +169,38 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
             await self.abandon()
 
     def __enter__(self) -> NoReturn:
+        # `with AsyncSessionWriter(...)` leaves nobody to close the writer it
+        # opened: release it now (as abandon() does) rather than leak it.
+        self._finish_abandon()
         raise TypeError("AsyncSessionWriter is an async context manager: use 'async with'")
 
     def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ refuses
         raise TypeError("AsyncSessionWriter is an async context manager: use 'async with'")
 
+    def __del__(self) -> None:
+        # Like an unclosed file or transport: the native side still writes
+        # what was queued and releases the file (abandon); say so. No
+        # source=self: a kept warning record would keep the writer alive.
+        try:
+            unclosed = self._bell is not None and not self.closed
+        except Exception:  # a forked child's inherited writer: nothing to report
+            return
+        if unclosed:
+            warnings.warn(
+                f"unclosed AsyncSessionWriter({self._final_path}): its queue is written and "
+                "the partial file released without a trailer; await aclose()",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
     # ------------------------------------------------------------ internals
     #
     # Waiting works on tickets: every submission gets the next one, and the
     # native side reports the highest admitted and written tickets. Waiters
-    # sit in two deques in ticket order; the worker rings the eventfd only
-    # when the loop armed it for the head of a deque (or for finishing).
+    # sit in two deques in ticket order; an I/O thread rings the loop's
+    # doorbell only when the loop armed the writer for the head of a deque
+    # (or for finishing). Only an armed writer is referenced by its loop's
+    # doorbell, so a writer nobody awaits is freed like any object.
 
     def _wait_admitted(self, ticket: int) -> asyncio.Future[None]:
         return self._add_waiter(self._admit_waiters, ticket)
@@ -189,12 +232,16 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         self._rearm()
 
     def _rearm(self) -> None:
+        assert self._bell is not None
+        armed = self._bell.armed
         while True:
             admit_at = self._admit_waiters[0][0] if self._admit_waiters else _NEVER
             written_at = self._written_waiters[0][0] if self._written_waiters else _NEVER
             finish = self._finished is not None and not self._finished.done()
             if admit_at == _NEVER and written_at == _NEVER and not finish:
+                armed.pop(self._token, None)
                 return
+            armed[self._token] = self
             if not self._arm(admit_at, written_at, finish):
                 return
             self._settle()
@@ -213,7 +260,6 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
                         # aclose(); an unawaited future need not log it once more.
                         future.exception()
         if finished and self._finished is not None and not self._finished.done():
-            self._loop.remove_reader(self._event_fd)
             self._finished.set_result(None)
 
     def _latched_failure(self) -> BaseException:
@@ -227,6 +273,41 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         raise RuntimeError(
             f"SessionWriter({self._final_path}) is closed; cannot append more chunks"
         )
+
+
+class _LoopBell:
+    """One event loop's doorbell: the descriptor it watches for all its writers."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.native = NativeDoorbell()
+        # token -> writer, only while the writer waits for a ring.
+        self.armed: dict[int, AsyncSessionWriter] = {}
+        loop.add_reader(self.native.fd, self._on_ring)
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopBell:
+        bell = _BELLS.get(loop)
+        if bell is None:
+            bell = _BELLS[loop] = cls(loop)
+        return bell
+
+    def _on_ring(self) -> None:
+        for token in self.native.take():
+            writer = self.armed.get(token)
+            if writer is not None:
+                writer._on_event()
+
+
+# Weak on the loop: a closed loop that is gone frees its doorbell (writers
+# still open keep the descriptor alive natively).
+_BELLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBell] = (
+    weakref.WeakKeyDictionary()
+)
+
+# At a normal interpreter exit (return, sys.exit, an unhandled exception),
+# every record queued so far reaches the OS before the process ends: the I/O
+# threads would otherwise be cut off mid-write. os._exit and signals skip it.
+atexit.register(drain_io)
 
 
 def _resolve(waiters: deque[tuple[int, asyncio.Future[None]]], reached: int) -> None:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from sessionwal import files, records
 from sessionwal.errors import PersistenceError, RepairRefused
@@ -38,7 +39,7 @@ from sessionwal.follow import Follower
 from sessionwal.loader import SessionInfo, list_sessions, load_session
 from sessionwal.repair import repair_session
 
-__all__ = ["main"]
+__all__ = ["main", "quote_controls"]
 
 EXIT_OK = 0
 EXIT_NOT_CLOSED = 1
@@ -55,6 +56,35 @@ class _Failure(Exception):
 
 def _plural(n: object, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def quote_controls(text: str) -> str:
+    """``text`` with every character of :data:`~sessionwal.files.CONTROL_CHARACTERS`
+    (newlines, tabs and escapes included) written as ``\\xNN`` or ``\\uNNNN``, as
+    coreutils ``ls`` quotes names: a session's bytes never drive the terminal.
+    (Backslashes stay as they are, so JSON payloads read as JSON.)"""
+    return files.CONTROL_CHARACTERS.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _QuotedLines:
+    """A text stream for a human: each ``write`` is one line (its own ``\\n``
+    last); everything in it is quoted by :func:`quote_controls`, so an id,
+    kind or payload cannot end the line, move the cursor or forge a row."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        body, newline, _ = text.rpartition("\n") if text.endswith("\n") else (text, "", "")
+        return self._stream.write(quote_controls(body) + newline)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _dump(record: Any) -> str:
@@ -383,7 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:1] == ["bench"]:
         return _bench(args_list[1:])
     args = build_parser().parse_args(args_list)
-    out, err = sys.stdout, sys.stderr
+    # --json output is JSON (controls escaped by json.dumps); the rest is for a human.
+    # Commands only write lines and flush: the duck-typed wrapper serves as a TextIO.
+    err = cast(TextIO, _QuotedLines(sys.stderr))
+    out = sys.stdout if getattr(args, "json", False) else cast(TextIO, _QuotedLines(sys.stdout))
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
     try:
         return run(args, out, err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["PersistenceError", "RepairRefused", "SessionFormatError"]
+__all__ = ["InsecureDirectoryWarning", "PersistenceError", "RepairRefused", "SessionFormatError"]
 
 
 class PersistenceError(RuntimeError):
@@ -37,3 +37,14 @@ class RepairRefused(PersistenceError):
     def __init__(self, message: str, *, in_flight: bool = False) -> None:
         super().__init__(message)
         self.in_flight = in_flight
+
+
+class InsecureDirectoryWarning(UserWarning):
+    """A session file is written into a directory other users can write to.
+
+    Raised as a warning for an explicit ``path=`` (or a hook's path) in a
+    group- or world-writable directory, such as a sticky ``/tmp``: another
+    user there can plant names the writer must then refuse or keep aside.
+    The default sessions directory in that state is refused outright with
+    :class:`PersistenceError`. See docs/safety.md.
+    """

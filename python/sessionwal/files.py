@@ -27,19 +27,23 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sessionwal.errors import PersistenceError, SessionFormatError
+from sessionwal.errors import InsecureDirectoryWarning, PersistenceError, SessionFormatError
 from sessionwal.records import FileSummary, describe_tail
 from sessionwal.scan import summarize
 
 __all__ = [
     "BACKUP_SUFFIX",
+    "CONTROL_CHARACTERS",
     "FINAL_SUFFIX",
+    "MAX_SESSION_ID_BYTES",
     "PARTIAL_SUFFIX",
     "SESSIONWAL_HOME_ENV",
     "WRITER_LOCK_PATIENCE",
@@ -49,6 +53,7 @@ __all__ = [
     "backup_name",
     "backups_of",
     "candidates",
+    "check_directory",
     "closed_problem",
     "ensure_sessions_dir",
     "final_of",
@@ -59,8 +64,12 @@ __all__ = [
     "lock_for_writing",
     "lock_unless_written",
     "locked_inodes",
+    "make_private_dirs",
     "open_first",
+    "open_regular",
+    "open_regular_fd",
     "partial_of",
+    "resolve_directory_only",
     "same_file",
     "session_file",
     "session_id_of",
@@ -92,21 +101,116 @@ def sessions_dir() -> Path:
 
 
 def ensure_sessions_dir() -> Path:
-    """Create the sessions directory (0700: session logs are private) and return it."""
+    """Create the sessions directory (0700: session logs are private) and return it.
+
+    Raises :class:`PersistenceError` when the directory is writable by group
+    or others: anyone who can write there could plant the names a writer
+    opens (docs/safety.md).
+    """
     directory = sessions_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(directory)
+    check_directory(directory.resolve(), default=True)
     return directory
 
 
+def make_private_dirs(directory: Path) -> None:
+    """``mkdir -p`` where every directory created is 0700 whatever the umask.
+
+    Directories that already exist keep their mode. The same rule as the
+    native writer's ``create_private_dirs`` (rust/sys/dir.rs), which creates
+    the directories of ``path=`` and of hook-chosen paths.
+    """
+    missing = []
+    current = directory
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue  # created by someone else meanwhile: theirs, not ours to chmod
+        # The umask can only clear bits of 0700: restore any it cleared, on
+        # the directory itself (a link swapped in meanwhile is refused).
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+
+
+def resolve_directory_only(path: Path) -> Path:
+    """``path`` made absolute with its directory resolved and its name kept as is.
+
+    Symlinks on the way to the directory are followed (the sessions
+    directory may live behind one); a link at the file name itself never is:
+    the writer opens and renames that name relative to the directory.
+    """
+    if path.name in ("", ".", ".."):
+        raise ValueError(f"session path {str(path)!r} does not name a file")
+    return path.absolute().parent.resolve() / path.name
+
+
+def check_directory(directory: Path, *, default: bool) -> None:
+    """Refuse (the default sessions directory) or warn (any other) when
+    group or others can write to ``directory``; a missing one is fine (it
+    will be created 0700)."""
+    try:
+        mode = os.stat(directory).st_mode
+    except FileNotFoundError:
+        return
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return
+    problem = (
+        f"'{directory}' is writable by group or others (mode {stat.S_IMODE(mode):04o}): "
+        "another user could plant links or files under the names a writer uses"
+    )
+    if default:
+        raise PersistenceError(
+            f"refusing the sessions directory {problem}; run chmod go-w on it or point "
+            f"${SESSIONWAL_HOME_ENV} elsewhere"
+        )
+    warnings.warn(f"writing a session into {problem}", InsecureDirectoryWarning, stacklevel=4)
+
+
+#: Characters no session id may hold and the CLI never prints raw: C0 and C1
+#: controls, DEL, the bidirectional marks, embeddings, overrides and
+#: isolates, and lone surrogates (which no file name can hold).
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+#: The longest name derived from an id: ``repair``'s last backup name.
+_LONGEST_SUFFIX = FINAL_SUFFIX + PARTIAL_SUFFIX + BACKUP_SUFFIX + ".999"
+#: Longest id, in UTF-8 bytes, whose every derived name fits a 255-byte
+#: file name (NAME_MAX of ext4, XFS, Btrfs, tmpfs, APFS).
+MAX_SESSION_ID_BYTES = 255 - len(_LONGEST_SUFFIX)
+
+
 def validate_session_id(session_id: object) -> str:
-    """Return ``str(session_id)`` or raise ``ValueError`` if it would escape the directory.
+    """Return ``str(session_id)`` or raise ``ValueError`` naming the rule it breaks.
 
     A session id becomes a file name, so it must be one non-empty path
-    component: no separator, no NUL, not ``.`` or ``..``.
+    component (no separator, no NUL, not ``.`` or ``..``) that round-trips
+    safely: no control, bidirectional-override or lone-surrogate character
+    (:data:`CONTROL_CHARACTERS`), and at most :data:`MAX_SESSION_ID_BYTES`
+    UTF-8 bytes, so every name derived from it (``.jsonl.__partial__.bak.999``
+    the longest) fits the file system's 255-byte limit. The last two rules
+    narrow what the seed accepted, deliberately (docs/safety.md).
     """
     text = str(session_id)
     if not text or text in (".", "..") or "/" in text or "\0" in text or os.sep in text:
         raise ValueError(f"invalid session id {text!r}: must be a single file name component")
+    if bad := CONTROL_CHARACTERS.search(text):
+        raise ValueError(
+            f"invalid session id {text!r}: control and bidirectional characters "
+            f"are not allowed (found {bad.group()!r} at {bad.start()})"
+        )
+    size = len(text.encode("utf-8"))
+    if size > MAX_SESSION_ID_BYTES:
+        raise ValueError(
+            f"invalid session id of {size} bytes: at most {MAX_SESSION_ID_BYTES} UTF-8 bytes, "
+            f"so that '<id>{_LONGEST_SUFFIX}' fits a 255-byte file name"
+        )
     return text
 
 
@@ -230,11 +334,46 @@ def open_first(paths: list[Path]) -> tuple[Path, IO[bytes]]:
     for _ in range(2):
         for path in paths:
             try:
-                return path, open(path, "rb")
+                return path, open_regular(path)
             except FileNotFoundError:
                 continue
     looked = " or ".join(f"'{p}'" for p in paths)
     raise FileNotFoundError(errno.ENOENT, f"no session file: looked for {looked}", str(paths[0]))
+
+
+#: How a reader opens a session file: never through a link at its name, never
+#: waiting on a FIFO (O_NONBLOCK means nothing for the regular file it must be).
+#: (getattr: Windows has neither flag, and no FIFOs or such links to refuse.)
+READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def open_regular_fd(path: Path | str, flags: int = READ_FLAGS) -> int:
+    """``os.open(path, flags)`` that refuses anything but a regular file.
+
+    A link at ``path`` fails with ``ELOOP`` (``O_NOFOLLOW``); a FIFO, socket
+    or device raises :class:`PersistenceError` once ``fstat`` has seen it,
+    before a byte is read (``O_NONBLOCK`` kept the open from waiting).
+    """
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PersistenceError(
+                f"'{path}' is not a regular file; refusing to use it as a session log"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(path: Path | str) -> IO[bytes]:
+    """A session file opened for reading by :func:`open_regular_fd`'s rules."""
+    return open(open_regular_fd(path), "rb")
 
 
 def same_file(fd: int, path: Path | str) -> bool:
@@ -484,6 +623,14 @@ def judge(
     """
     path = summary.path
     chunks = _plural(summary.chunk_count, "chunk")
+    header_id = summary.header.get("id")
+    if header_id != session_id_of(path):
+        # A file planted under another session's name must not pass as it.
+        error = PersistenceError(
+            f"{path}: the header's session id {header_id!r} does not match the file name "
+            f"(which names {session_id_of(path)!r})"
+        )
+        return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
     if is_partial(path):
         if lock_held is None:
             lock_held = writer_holds_lock(path, listed=listed)
@@ -523,18 +670,16 @@ def _tail(summary: FileSummary) -> str:
     return describe_tail(summary.torn_bytes, summary.tail, summary.tail_line)
 
 
-def state_of(
-    path: Path | str, *, source: int | None = None, listed: frozenset[int] | None = None
-) -> Verdict:
-    """Applies the recovery rule to ``path`` (read from the descriptor ``source``
-    when given) and judges it. Every line of the valid log is checked as JSON
-    natively; only the header and trailer are parsed in Python. ``listed``: a
-    :func:`locked_inodes` snapshot shared by a listing."""
+def state_of(path: Path | str, *, listed: frozenset[int] | None = None) -> Verdict:
+    """Applies the recovery rule to ``path`` and judges it. Every line of the valid
+    log is checked as JSON natively; only the header and trailer are parsed in
+    Python. ``listed``: a :func:`locked_inodes` snapshot shared by a listing."""
     path = Path(path)
     try:
-        summary = summarize(path, source=source)
+        summary = summarize(path)
     except SessionFormatError as exc:
         return Verdict(path, SessionState.CORRUPT, str(exc), error=exc)
-    except OSError as exc:
+    except (OSError, PersistenceError) as exc:
+        # A link (ELOOP) or a FIFO, socket or device (not a regular file) included.
         return Verdict(path, SessionState.UNREADABLE, str(exc), error=exc)
     return judge(summary, listed=listed)

@@ -30,7 +30,14 @@ from typing import Any
 
 from sessionwal import files
 from sessionwal.errors import SessionFormatError
-from sessionwal.records import Structure, ValidLog, parse_line, valid_log
+from sessionwal.records import (
+    Structure,
+    ValidLog,
+    line_too_long,
+    max_line_bytes,
+    parse_line,
+    valid_log,
+)
 
 __all__ = ["Follower"]
 
@@ -55,9 +62,14 @@ class Follower:
         self._clock = clock
         self._sleep = sleep
         self._deadline = None if timeout is None else clock() + timeout
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd = files.open_regular_fd(self.path)
         self._structure = Structure(self.path)
-        self._pending = b""
+        self._max_line = max_line_bytes()
+        #: The start of a line whose newline has not arrived, in pieces (joined
+        #: once, when it ends: linear in what is read), and its length. Past
+        #: the line limit the pieces are dropped and only the length counts.
+        self._pieces: list[bytes] = []
+        self._pending_len = 0
         #: Bytes of the complete records read so far.
         self._offset = 0
         #: The valid log, once reading reached a crash tail after it (a crashed
@@ -95,17 +107,18 @@ class Follower:
         for good at a crash tail (see :attr:`tail`).
         """
         while self.tail is None and (data := os.read(self._fd, _READ_SIZE)):
-            if b"\n" not in data:
-                # Only search the new bytes: a long line arriving in pieces
-                # must not be re-scanned on every read.
-                self._pending += data
-                # No record holds a NUL byte: a NUL run is power-loss damage,
-                # not a line still arriving; never buffer it.
-                if b"\0" in data and self._at_crash_tail():
-                    return
-                continue
-            *lines, self._pending = (self._pending + data).split(b"\n")
-            for raw in lines:
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:
+                if self._pending_len + end - start > self._max_line:
+                    # The rule decides: a crash tail (a NUL in it), or an error.
+                    if self._at_crash_tail():
+                        return
+                    raise line_too_long(self.path, self._line + 1, self._max_line)
+                self._pieces.append(data[start:end])
+                raw = b"".join(self._pieces)
+                self._pieces.clear()
+                self._pending_len = 0
+                start = end + 1
                 self._line += 1
                 try:
                     record = parse_line(self.path, self._line, raw)
@@ -119,6 +132,15 @@ class Follower:
                 if record_type == "trailer":
                     self._trailer = record
                 yield record_type, record
+            # No record holds a NUL byte: a NUL run is power-loss damage, not a
+            # line still arriving (and may be any size): ask the rule.
+            if data.find(b"\0", start) >= 0 and self._at_crash_tail():
+                return
+            self._pending_len += len(data) - start
+            if self._pending_len <= self._max_line:
+                self._pieces.append(data[start:])
+            else:
+                self._pieces.clear()
 
     def _at_crash_tail(self) -> bool:
         """Asks the recovery rule whether what we are reading is past the valid log:
@@ -138,7 +160,7 @@ class Follower:
         (see :attr:`outcome`), else sleep one poll interval and return True."""
         trailer_seen = self._structure.trailer_line is not None
         if trailer_seen and self._has_final_name():
-            tail_bytes = self.tail.tail_bytes if self.tail else len(self._pending)
+            tail_bytes = self.tail.tail_bytes if self.tail else self._pending_len
             problem = files.closed_problem(
                 self._trailer,
                 tail_bytes,

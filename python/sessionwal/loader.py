@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,7 +117,7 @@ def _records(path: Path, file: IO[bytes]) -> tuple[ValidLog, Iterator[tuple[str,
 
     def records() -> Iterator[tuple[str, dict[str, Any]]]:
         structure = Structure(path)
-        for line, raw in iter_lines(file, log.end):
+        for line, raw in iter_lines(file, path=path, end=log.end):
             record = parse_line(path, line, raw)
             yield structure.feed(line, record), record
         structure.finish()
@@ -132,7 +133,7 @@ def iter_records(path: Path | str) -> Iterator[dict[str, Any]]:
     :func:`load_session`.
     """
     path = Path(path)
-    with open(path, "rb") as file:
+    with files.open_regular(path) as file:
         _log, records = _records(path, file)
         for _record_type, record in records:
             yield record
@@ -285,7 +286,9 @@ def list_sessions(
     listed = files.locked_inodes()  # one snapshot of the locks for the whole listing
     for path in where.session_paths():
         try:
-            if not path.is_file():
+            # A directory is not a session; a link, FIFO or device is
+            # reported (the reader refuses it), never followed or read.
+            if stat.S_ISDIR(os.lstat(path).st_mode):
                 continue
             infos.append(session_info(path, listed=listed))
         except (OSError, PersistenceError) as exc:
@@ -301,18 +304,29 @@ def _unlink_unless_written(path: Path) -> bool:
     """Removes ``path`` while holding its lock, so no writer is writing it meanwhile.
 
     Returns False when it does not exist; raises :class:`PersistenceError`
-    when a writer holds it.
+    when a writer holds it. A symlink at ``path`` is removed itself.
     """
-    with files.lock_unless_written(path) as held:
-        if held is None:
-            return False
-        if not held:
-            raise PersistenceError(f"'{path}' is in flight: a writer holds its lock")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return False
-        return True
+    try:
+        with files.lock_unless_written(path) as held:
+            if held is None:
+                return False
+            if not held:
+                raise PersistenceError(f"'{path}' is in flight: a writer holds its lock")
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            return True
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    # A symlink under the session's name: no writer can hold one (writers
+    # refuse links), so the link itself goes; its target is never touched.
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
@@ -368,8 +382,9 @@ def prune_sessions(
         try:
             if _unlink_unless_written(info.path):
                 removed.append(info.path)
-        except PersistenceError as exc:
-            # A writer reopened it since it was listed: it is in flight now.
+        except (PersistenceError, OSError) as exc:
+            # A writer reopened it since it was listed (it is in flight now),
+            # or the name was swapped for a link or a FIFO: leave it, go on.
             logger.warning("not pruning %s: %s", info.path, exc)
             continue
         for backup in backups:

@@ -152,6 +152,19 @@ class SessionWriter(WriterBase):
             self._closed = True
         self._release()
 
+    def __del__(self) -> None:
+        # A writer dropped unclosed (a runtime giving up after a record it
+        # could not encode, say) closes its file, which also drops the lock,
+        # and leaves the __partial__ file: what the native writer does when
+        # dropped, and what the garbage collector would do anyway, minus its
+        # ResourceWarning. Only close(): an explicit unlock in a forked child
+        # would release the parent's lock. getattr: __init__ may have failed
+        # before _file was set.
+        file = getattr(self, "_file", None)
+        if file is not None:
+            self._file = None
+            file.close()
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(

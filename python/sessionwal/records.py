@@ -12,7 +12,7 @@ only for the same id (a reopen), a trailer only last. Everything after is the
 *crash tail* (a torn line, a run of NUL bytes where the size was extended
 over data that never landed, garbage, and valid-looking records beyond
 those): readers skip it, ``repair`` and a reopening writer cut it. A line
-longer than :data:`MAX_LINE_BYTES` where the log would continue is a
+longer than :func:`max_line_bytes` where the log would continue is a
 :class:`~sessionwal.errors.SessionFormatError` naming ``path:line``, never a
 tail: it may be a record.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,8 +43,9 @@ from sessionwal import _native
 from sessionwal.errors import SessionFormatError
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "HEADER_KEYS",
-    "MAX_LINE_BYTES",
+    "MAX_LINE_ENV",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "TAIL_KINDS",
@@ -59,6 +61,8 @@ __all__ = [
     "chunk_kind_value",
     "describe_tail",
     "iter_lines",
+    "line_too_long",
+    "max_line_bytes",
     "now_utc",
     "parse_line",
     "str_enum_is_its_value",
@@ -307,23 +311,77 @@ class Structure:
             raise self._error(line, f"record after the trailer (line {self.trailer_line})")
 
 
-def iter_lines(file: IO[bytes], end: int) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line without newline)`` for each line of ``file`` (read from
-    its current offset, the start) in its first ``end`` bytes: the valid log
-    :func:`valid_log` found. Nothing after it is read."""
-    remaining = end
+MAX_LINE_ENV = "SESSIONWAL_MAX_LINE_BYTES"
+#: The longest line readers accept by default: far beyond any record a
+#: session holds in practice, and the bound on a reader's memory (plus a
+#: constant) whatever a file contains. docs/safety.md.
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+_SKIP_STEP = 1 << 20
+
+
+def max_line_bytes() -> int:
+    """The longest line a reader accepts: ``$SESSIONWAL_MAX_LINE_BYTES``, else 256 MiB."""
+    text = os.environ.get(MAX_LINE_ENV)
+    if not text:
+        return DEFAULT_MAX_LINE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_LINE_ENV} must be a positive number of bytes, not {text!r}")
+    return value
+
+
+def line_too_long(path: Path | str, line: int, limit: int) -> SessionFormatError:
+    """The error for a complete line longer than the readers' limit."""
+    return SessionFormatError(
+        path,
+        line,
+        f"line is longer than {limit} bytes, the readers' limit (set ${MAX_LINE_ENV} to raise it)",
+    )
+
+
+def iter_lines(
+    file: IO[bytes],
+    torn: list[int] | None = None,
+    *,
+    path: Path | str | None = None,
+    max_line: int | None = None,
+    end: int | None = None,
+) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line without newline)`` for each complete line of ``file``.
+
+    A last line without ``\\n`` is the torn tail: it is not yielded; its length
+    is appended to ``torn`` when given. Memory is bounded by ``max_line``
+    (default :func:`max_line_bytes`): a complete line longer than that raises
+    :class:`SessionFormatError` naming ``path:line`` (``path`` defaults to
+    the file's name); a torn tail that long is counted, never held. With
+    ``end`` (the valid log :func:`valid_log` found), nothing past its first
+    ``end`` bytes is read.
+    """
+    limit = max_line_bytes() if max_line is None else max_line
+    remaining = -1 if end is None else end
     number = 0
-    while remaining > 0:
-        raw = file.readline(remaining)
-        if not raw:
-            return
-        remaining -= len(raw)
+    while remaining and (raw := file.readline(limit + 1 if remaining < 0 else remaining)):
+        if remaining > 0:
+            remaining -= len(raw)
         number += 1
-        yield number, raw.removesuffix(b"\n")
+        if raw.endswith(b"\n"):
+            yield number, raw[:-1]
+            continue
+        length = len(raw)
+        # Longer than any line we accept: find out whether it ends (an
+        # overlong line) or is the torn tail, without keeping its bytes.
+        while length > limit and (more := file.readline(_SKIP_STEP)):
+            length += len(more)
+            if more.endswith(b"\n"):
+                where = path if path is not None else str(getattr(file, "name", "<file>"))
+                raise line_too_long(where, number, limit)
+        if torn is not None:
+            torn.append(length)
+        return
 
-
-#: The readers' maximum line length in bytes (without the newline).
-MAX_LINE_BYTES: int = _native.MAX_LINE_BYTES
 
 #: What a crash tail looks like, by the kind ``valid_log`` reports, in words.
 TAIL_KINDS = {
@@ -377,25 +435,21 @@ class ValidLog:
 
 
 def valid_log(
-    path: Path, source: Path | int | bytes | None = None, *, max_line: int = MAX_LINE_BYTES
+    path: Path, source: Path | int | bytes | None = None, *, max_line: int | None = None
 ) -> ValidLog:
     """The recovery rule (module doc) on the file at ``path``: read from ``source``
     when given (an open descriptor, read from its start without moving its
     offset, or the file's bytes). One sequential read, natively.
 
     Raises :class:`~sessionwal.errors.SessionFormatError` for a line longer than
-    ``max_line`` where the log would continue, ``OSError`` when unreadable.
+    ``max_line`` (default :func:`max_line_bytes`) where the log would continue: it
+    may be a record, so it is never cut as a crash tail. ``OSError`` when unreadable.
     """
-    result = _native.recover(path if source is None else source, max_line=max_line)
+    limit = max_line_bytes() if max_line is None else max_line
+    result = _native.recover(path if source is None else source, max_line=limit)
     too_long = result["line_too_long"]
     if too_long is not None:
-        line, _offset, length, limit = too_long
-        raise SessionFormatError(
-            path,
-            line,
-            f"line of {length} bytes, longer than the maximum of {limit}: it may be a record, "
-            "so it is not cut as a crash tail",
-        )
+        raise line_too_long(path, too_long[0], limit)
     return ValidLog(
         end=result["end"],
         size=result["size"],

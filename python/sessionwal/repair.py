@@ -11,22 +11,28 @@ every complete record:
    (:func:`sessionwal.records.valid_log`: the records up to the last
    complete, valid one in sequence); refuse a file without a header in it,
    or with a line longer than the readers' maximum;
-3. write the original bytes to a backup, ``<partial>.bak`` (``.bak.1``, ...
-   if taken), mode 0600, fsync it and the directory;
+3. copy the original bytes (holes stay holes) to a temporary name, fsync
+   it, and only then give it the backup name ``<partial>.bak`` (``.bak.1``,
+   ... if taken) without replacing anything, and fsync the directory: a
+   ``.bak`` is always complete;
 4. cut the crash tail (everything after the valid log: a torn line, NUL
    bytes left by power loss, garbage, and any record beyond), append a trailer
    ``{"record_type": "trailer", "closed_at": <now>, "final_chunk_count": N,
    "cumulative_usage": null, "recovered": true}`` (N = complete chunk records;
    the usage is unknown) unless the file already ends with a trailer (a crash
    between the trailer and the rename), and fsync;
-5. rename it to the final name (refusing to replace an existing file) and
-   fsync the directory; then release the lock.
+5. install it under the final name without replacing anything (a hard link
+   that fails if the name exists, then the partial name goes) and fsync the
+   directory; then release the lock.
+
+The file is read a line at a time (memory bounded by the readers' line
+limit, never the file's size).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +40,7 @@ from pathlib import Path
 
 from sessionwal import files
 from sessionwal.errors import PersistenceError, RepairRefused, SessionFormatError
+from sessionwal.files import BACKUP_SUFFIX
 from sessionwal.records import (
     Structure,
     ValidLog,
@@ -65,38 +72,95 @@ class RepairResult:
     tail: str | None = None
 
 
-def _write_backup(partial: Path, data: bytes) -> Path:
-    """``data`` in a new file beside ``partial``, durable before we change anything."""
-    for n in range(1000):
-        backup = files.backup_name(partial, n)
+_COPY_STEP = 1 << 20
+
+
+def _copy_sparse(src: int, dst: int, size: int) -> None:
+    """Copies the first ``size`` bytes of ``src`` to ``dst``, holes as holes."""
+    offset = 0
+    while offset < size:
         try:
-            fd = os.open(
-                backup,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-            )
-        except FileExistsError:
-            continue
-        try:
-            view = memoryview(data)
+            data_at = os.lseek(src, offset, os.SEEK_DATA)
+            hole_at = min(os.lseek(src, data_at, os.SEEK_HOLE), size)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                break
+            data_at, hole_at = offset, size  # no SEEK_DATA here: copy it all
+        while data_at < hole_at:
+            block = os.pread(src, min(_COPY_STEP, hole_at - data_at), data_at)
+            if not block:
+                raise OSError(errno.EIO, "the file shrank while copying it")
+            view = memoryview(block)
             while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+                written = os.pwrite(dst, view, data_at)
+                view = view[written:]
+                data_at += written
+        offset = hole_at
+    os.ftruncate(dst, size)
+
+
+def _write_backup(partial: Path, fd: int, size: int) -> Path:
+    """A complete, durable copy of the locked file beside ``partial``: written
+    under a temporary name, then linked to the first free backup name."""
+    # One name: repair holds the session's lock, so no other repair of it
+    # runs; one left by a repair that died is ours to replace. No longer
+    # than the last backup name, so every id that is valid fits it.
+    temporary = partial.with_name(partial.name + BACKUP_SUFFIX + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    out = os.open(temporary, flags, 0o600)
+    try:
+        try:
+            _copy_sparse(fd, out, size)
+            os.fsync(out)
         finally:
-            os.close(fd)
-        files.fsync_dir(partial.parent)
-        return backup
+            os.close(out)
+        for n in range(1000):
+            backup = files.backup_name(partial, n)
+            try:
+                os.link(temporary, backup, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            files.fsync_dir(partial.parent)
+            return backup
+    finally:
+        os.unlink(temporary)
     raise PersistenceError(f"no free backup name beside '{partial}' (.bak to .bak.999 exist)")
 
 
-def _check(path: Path, data: bytes) -> tuple[ValidLog, int, int]:
+def _install(partial: Path, final: Path, backup: Path) -> None:
+    """``partial`` renamed to ``final`` unless ``final`` exists (never replaced):
+    a hard link fails on an existing name. Where the file system has no hard
+    links, a check then a rename, as the writer's last resort (docs/safety.md)."""
+    refused = RepairRefused(
+        f"'{final}' appeared while repairing; not replacing it (the repaired file "
+        f"stays at '{partial}', its original bytes in '{backup}')"
+    )
+    try:
+        os.link(partial, final, follow_symlinks=False)
+    except FileExistsError:
+        raise refused from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+            raise
+        if os.path.lexists(final):
+            raise refused from None
+        os.rename(partial, final)
+        return
+    os.unlink(partial)
+
+
+def _check(path: Path, fd: int) -> tuple[ValidLog, int, int]:
     """(the valid log, its chunk records, those since the last header), or the
-    loader's error. The recovered trailer counts like a writer's would: since
-    the last header (a reopened session has several)."""
-    log = valid_log(path, data)
+    loader's error, reading the log a line at a time (the tail is never read).
+    The recovered trailer counts like a writer's would: since the last header
+    (a reopened session has several)."""
+    log = valid_log(path, fd)
     structure = Structure(path)
-    for line, raw in iter_lines(io.BytesIO(data), log.end):
-        structure.feed(line, parse_line(path, line, raw))
+    with open(fd, "rb", closefd=False) as file:
+        for line, raw in iter_lines(file, path=path, end=log.end):
+            structure.feed(line, parse_line(path, line, raw))
     structure.finish()
     return log, structure.chunks, structure.segment_chunks
 
@@ -113,7 +177,7 @@ def repair_session(path: Path | str) -> RepairResult:
     if not files.is_partial(partial):
         raise RepairRefused(f"'{partial}' is not a {files.PARTIAL_SUFFIX} file: nothing to repair")
     final = files.final_of(partial)
-    fd = os.open(partial, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = files.open_regular_fd(partial, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not files.lock_for_writing(fd, patience=0):
             raise RepairRefused(
@@ -122,17 +186,16 @@ def repair_session(path: Path | str) -> RepairResult:
         if not files.same_file(fd, partial):
             # Its writer closed it (renamed it away) between our open and lock.
             raise RepairRefused(f"'{partial}' was renamed or removed while opening it")
-        with open(fd, "rb", closefd=False) as file:
-            data = file.read()
         try:
-            log, chunk_count, segment_chunks = _check(partial, data)
+            log, chunk_count, segment_chunks = _check(partial, fd)
         except SessionFormatError as exc:
             raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
-        if final.exists():
+        if os.path.lexists(final):
             raise RepairRefused(f"'{final}' already exists; not replacing it")
+        size = log.size
         complete = log.end
         has_trailer = log.trailer_at is not None
-        backup = _write_backup(partial, data)
+        backup = _write_backup(partial, fd, size)
         os.ftruncate(fd, complete)
         if not has_trailer:
             line = json.dumps(build_recovered_trailer(segment_chunks), ensure_ascii=False) + "\n"
@@ -140,12 +203,7 @@ def repair_session(path: Path | str) -> RepairResult:
             if os.pwrite(fd, encoded, complete) != len(encoded):
                 raise OSError(errno.EIO, "short write of the recovered trailer", str(partial))
         os.fsync(fd)
-        if final.exists():
-            raise RepairRefused(
-                f"'{final}' appeared while repairing; not replacing it (the repaired file "
-                f"stays at '{partial}', its original bytes in '{backup}')"
-            )
-        os.rename(partial, final)
+        _install(partial, final, backup)
         files.fsync_dir(final.parent)
         return RepairResult(
             path=final,

@@ -15,15 +15,25 @@ mod writer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-#[pymodule]
+// On a free-threaded CPython this module asks for the GIL (pyo3 now assumes
+// the opposite by default): the encoder walks dicts and lists through
+// borrowed references and reads str data in place, safe only while no other
+// thread can mutate them, and nothing here has run without the GIL. Importing
+// it there re-enables the GIL, with a RuntimeWarning (docs/platforms.md).
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     #[cfg(unix)]
-    m.add_class::<aio::NativeAsyncWriter>()?;
+    {
+        m.add_class::<aio::NativeAsyncWriter>()?;
+        m.add_class::<aio::NativeDoorbell>()?;
+        m.add_function(wrap_pyfunction!(aio::io_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(aio::set_io_threads, m)?)?;
+        m.add_function(wrap_pyfunction!(aio::drain_io, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(encoding::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
     m.add_function(wrap_pyfunction!(scan::recover, m)?)?;
-    m.add("MAX_LINE_BYTES", crate::scan::MAX_LINE_BYTES)?;
     let framing = PyDict::new(m.py());
     for (name, bytes) in crate::framing::CHUNK_FRAMING {
         framing.set_item(name, PyBytes::new(m.py(), bytes))?;

@@ -11,9 +11,83 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::errors::to_pyerr;
 use crate::error::WalError;
-use crate::scan::{scan_bytes, scan_reader, valid_prefix, RecoveryError, Scan};
+use crate::scan::{
+    open_regular, scan_bytes, scan_stream, valid_prefix, Event, RecoveryError, Scan,
+    DEFAULT_MAX_LINE,
+};
 
-/// What to read: bytes in memory, or a file opened from a path or an fd.
+/// Scans a session file (a path) or its bytes (a `bytes` object).
+///
+/// Returns a dict: `size`, `complete_len`, `lines`, `chunks` (ints);
+/// `events`, a list of `(line, kind, text)` for every complete line that is
+/// not a chunk line (`kind` is "header", "trailer" or "other", a hint from
+/// the prefix; `text` is the line's bytes without the newline); `invalid`,
+/// `None` or `(line, byte_column, reason, text)` for the first line that is not
+/// one valid JSON object (only checked with `validate=True`); no line after
+/// that one is an event. `overlong`: `None` or the number of the first
+/// complete line longer than `max_line` bytes (the scan stopped there).
+///
+/// A path is read with the interpreter released, opened without following a
+/// symlink or blocking on a FIFO (anything but a regular file raises
+/// `PersistenceError`). With `on_event`, each event is passed to
+/// `on_event(line, kind, text)` as it is found instead of being collected
+/// (memory stays bounded by `max_line`); an exception it raises stops the
+/// scan and propagates. With `end`, only the first `end` bytes are scanned
+/// (the valid log `recover` found).
+#[pyfunction]
+#[pyo3(name = "scan", signature = (source, *, validate = false, max_line = DEFAULT_MAX_LINE, on_event = None, end = None))]
+pub fn scan_file<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    validate: bool,
+    max_line: usize,
+    on_event: Option<Py<PyAny>>,
+    end: Option<u64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let end = end.unwrap_or(u64::MAX);
+    if let Ok(bytes) = source.cast::<PyBytes>() {
+        let data = bytes.as_bytes();
+        return to_dict(
+            py,
+            scan_bytes(&data[..data.len().min(end as usize)], validate),
+        );
+    }
+    let path: PathBuf = source.extract()?;
+    let mut events = Vec::new();
+    let mut raised: Option<PyErr> = None;
+    let scanned = py.detach(|| {
+        let file = open_regular(&path)?.take(end);
+        scan_stream(file, validate, max_line, |event: Event| match &on_event {
+            None => {
+                events.push(event);
+                Ok(())
+            }
+            Some(callback) => Python::attach(|py| {
+                let args = (
+                    event.line,
+                    event.kind.as_str(),
+                    PyBytes::new(py, &event.text),
+                );
+                callback.call1(py, args).map(drop).map_err(|err| {
+                    raised = Some(err);
+                    io::Error::other("stopped by on_event")
+                })
+            }),
+        })
+    });
+    if let Some(err) = raised {
+        return Err(err);
+    }
+    let mut scan = scanned.map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => to_pyerr(py, WalError::NotRegular { path: path.clone() }),
+        _ => to_pyerr(py, WalError::io_at(e, path.clone())),
+    })?;
+    scan.events = events;
+    to_dict(py, scan)
+}
+
+/// What `recover` reads: bytes in memory, or a file opened from a path or
+/// duplicated from a descriptor the caller holds.
 enum Source<'py> {
     Bytes(Bound<'py, PyBytes>),
     File(FileReader, Option<PathBuf>),
@@ -58,49 +132,19 @@ fn open_source<'py>(py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<Sou
     }
     let path: PathBuf = source.extract()?;
     let file = py
-        .detach(|| File::open(&path))
-        .map_err(|e| to_pyerr(py, WalError::io_at(e, &path)))?;
+        .detach(|| open_regular(&path))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => {
+                to_pyerr(py, WalError::NotRegular { path: path.clone() })
+            }
+            _ => to_pyerr(py, WalError::io_at(e, &path)),
+        })?;
     Ok(Source::File(FileReader { file, offset: 0 }, Some(path)))
 }
 
-fn io_to_pyerr(py: Python<'_>, source: io::Error, path: Option<PathBuf>) -> PyErr {
-    to_pyerr(py, WalError::Io { source, path })
-}
-
-/// Scans a session file (a path, or an open descriptor, read from its start
-/// without moving its offset) or its bytes (a `bytes` object).
-///
-/// Returns a dict: `size`, `complete_len`, `lines`, `chunks` (ints);
-/// `events`, a list of `(line, kind, text)` for every complete line that is
-/// not a chunk line (`kind` is "header", "trailer" or "other", a hint from
-/// the prefix; `text` is the line's bytes without the newline); `invalid`,
-/// `None` or `(line, byte_column, reason, text)` for the first line that is not
-/// one valid JSON object (only checked with `validate=True`).
-/// With `end`, only the first `end` bytes are scanned (the valid prefix
-/// `recover` found). A file is read with the interpreter released.
-#[pyfunction]
-#[pyo3(name = "scan", signature = (source, *, validate = false, end = None))]
-pub fn scan_file<'py>(
-    py: Python<'py>,
-    source: &Bound<'py, PyAny>,
-    validate: bool,
-    end: Option<u64>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let end = end.unwrap_or(u64::MAX);
-    let result = match open_source(py, source)? {
-        Source::Bytes(bytes) => {
-            let data = bytes.as_bytes();
-            scan_bytes(&data[..data.len().min(end as usize)], validate)
-        }
-        Source::File(reader, path) => py
-            .detach(|| scan_reader(reader.take(end), validate))
-            .map_err(|e| io_to_pyerr(py, e, path))?,
-    };
-    to_dict(py, result)
-}
-
-/// The recovery rule on a session file (a path or an open descriptor, as
-/// for `scan`) or its bytes: where its valid log ends and what follows.
+/// The recovery rule on a session file (a path, opened as `scan` opens it,
+/// or an open descriptor, read from its start without moving its offset) or
+/// its bytes: where its valid log ends and what follows.
 ///
 /// Returns a dict: `end` (bytes of the valid prefix), `size`, `records`,
 /// `chunks`, `trailer_at` (offset of the trailer ending the prefix, or
@@ -108,9 +152,9 @@ pub fn scan_file<'py>(
 /// "unrecognized record", "out of sequence"), and `line_too_long`: `None`, or
 /// `(line, offset, length, max_line)` when the line after the prefix is
 /// longer than `max_line` and may be a record (the other keys then
-/// describe the prefix before it, and `tail` is `None`).
+/// describe the prefix before it, and `size`, `chunks`, `tail` are `None`).
 #[pyfunction]
-#[pyo3(signature = (source, *, max_line = crate::scan::MAX_LINE_BYTES))]
+#[pyo3(signature = (source, *, max_line = DEFAULT_MAX_LINE))]
 pub fn recover<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -145,7 +189,9 @@ pub fn recover<'py>(
             dict.set_item("tail", py.None())?;
             dict.set_item("line_too_long", (line, offset, len, max))?;
         }
-        Err(RecoveryError::Io(source)) => return Err(io_to_pyerr(py, source, path)),
+        Err(RecoveryError::Io(source)) => {
+            return Err(to_pyerr(py, WalError::Io { source, path }));
+        }
     }
     Ok(dict)
 }
@@ -179,5 +225,6 @@ fn to_dict(py: Python<'_>, scan: Scan) -> PyResult<Bound<'_, PyDict>> {
         }
         None => dict.set_item("invalid", py.None())?,
     }
+    dict.set_item("overlong", scan.overlong)?;
     Ok(dict)
 }

@@ -139,8 +139,39 @@ impl Deferred {
     /// `buf` with every deferred string escaped into its place. Needs no
     /// interpreter: call it detached.
     pub fn splice(&self, buf: &[u8]) -> Result<Vec<u8>, LoneSurrogate> {
-        let text: usize = self.items.iter().map(|p| p.len).sum();
-        let mut out = Vec::with_capacity(buf.len() + text + text / 8 + 16);
+        let mut out = Vec::with_capacity(buf.len() + self.text_len() + self.text_len() / 8 + 16);
+        self.splice_into(buf, &mut out)?;
+        Ok(out)
+    }
+
+    /// How many code units (bytes, for transcoded text) were deferred: a
+    /// lower bound of what they add to the buffer.
+    pub fn text_len(&self) -> usize {
+        self.items.iter().map(|p| p.len).sum()
+    }
+
+    /// Whether a deferred 2- or 4-byte string holds a lone surrogate, which
+    /// `splice` would only find later. Reads code units only: call it
+    /// detached if it may take long.
+    pub fn has_lone_surrogate(&self) -> bool {
+        self.items.iter().any(|p| {
+            // SAFETY: as in `splice_into`: the code units of a str we hold.
+            unsafe {
+                match p.kind {
+                    2 => std::slice::from_raw_parts(p.data as *const u16, p.len)
+                        .iter()
+                        .fold(false, |found, &u| found | (u & 0xF800 == 0xD800)),
+                    4 => std::slice::from_raw_parts(p.data as *const u32, p.len)
+                        .iter()
+                        .fold(false, |found, &u| found | (u & 0xFFFF_F800 == 0xD800)),
+                    _ => false,
+                }
+            }
+        })
+    }
+
+    /// `splice`, appending to `out`.
+    pub fn splice_into(&self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), LoneSurrogate> {
         let mut copied = 0;
         for p in &self.items {
             out.extend_from_slice(&buf[copied..p.at]);
@@ -152,24 +183,24 @@ impl Deferred {
                     1 => {
                         let units = std::slice::from_raw_parts(p.data as *const u8, p.len);
                         if p.ascii {
-                            write_str_utf8(&mut out, units);
+                            write_str_utf8(out, units);
                         } else {
-                            write_str_ucs1(&mut out, units);
+                            write_str_ucs1(out, units);
                         }
                     }
                     2 => write_str_ucs2(
-                        &mut out,
+                        out,
                         std::slice::from_raw_parts(p.data as *const u16, p.len),
                     )?,
                     _ => write_str_ucs4(
-                        &mut out,
+                        out,
                         std::slice::from_raw_parts(p.data as *const u32, p.len),
                     )?,
                 }
             }
         }
         out.extend_from_slice(&buf[copied..]);
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -525,3 +525,81 @@ fn a_forked_child_cannot_write_and_leaves_the_parent_intact() {
     let expected = lines(&[HEADER, &chunk(0), &chunk(1), TRAILER]);
     assert_eq!(fx.final_bytes().unwrap(), expected);
 }
+
+#[test]
+fn a_symlink_at_the_final_name_is_kept_aside_never_followed() {
+    let fx = Fixture::new();
+    let dir = fx.partial.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let precious = fx._dir.path().join("precious");
+    std::fs::write(&precious, b"precious").unwrap();
+    std::os::unix::fs::symlink(&precious, &fx.final_path).unwrap();
+    let mut wal = fx.started(SyncMode::Close);
+    wal.close(TRAILER).unwrap();
+    assert_eq!(std::fs::read(&precious).unwrap(), b"precious");
+    let meta = std::fs::symlink_metadata(&fx.final_path).unwrap();
+    assert!(meta.file_type().is_file(), "our file, not the link");
+    assert_eq!(fx.final_bytes().unwrap(), lines(&[HEADER, TRAILER]));
+    let kept = dir.join("s.jsonl.~1~");
+    assert_eq!(wal.kept_earlier(), Some(kept.as_path()));
+    assert_eq!(
+        std::fs::read_link(&kept).unwrap(),
+        precious,
+        "the link itself moved"
+    );
+}
+
+#[test]
+fn closing_an_id_again_keeps_each_earlier_session_under_the_next_number() {
+    let fx = Fixture::new();
+    let mut sessions = Vec::new();
+    for round in 0..3 {
+        let mut wal = fx.started(SyncMode::Never);
+        for i in 0..=round {
+            wal.append(&chunk(i)).unwrap();
+        }
+        wal.close(TRAILER).unwrap();
+        sessions.push(fx.final_bytes().unwrap());
+    }
+    let dir = fx.final_path.parent().unwrap();
+    assert_eq!(std::fs::read(dir.join("s.jsonl.~1~")).unwrap(), sessions[0]);
+    assert_eq!(std::fs::read(dir.join("s.jsonl.~2~")).unwrap(), sessions[1]);
+    assert_eq!(fx.final_bytes().unwrap(), sessions[2]);
+    // Numbers follow age even when a lower one was deleted meanwhile.
+    std::fs::remove_file(dir.join("s.jsonl.~1~")).unwrap();
+    fx.started(SyncMode::Never).close(TRAILER).unwrap();
+    assert_eq!(std::fs::read(dir.join("s.jsonl.~3~")).unwrap(), sessions[2]);
+    assert!(!dir.join("s.jsonl.~1~").exists());
+}
+
+#[test]
+fn the_directory_held_at_open_is_the_one_closed_into() {
+    let fx = Fixture::new();
+    let mut wal = fx.started(SyncMode::Close);
+    let dir = fx.partial.parent().unwrap();
+    let moved = fx._dir.path().join("moved");
+    let elsewhere = fx._dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir).unwrap();
+    wal.close(TRAILER).unwrap();
+    assert_eq!(
+        std::fs::read(moved.join("s.jsonl")).unwrap(),
+        lines(&[HEADER, TRAILER])
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn a_final_directory_removed_before_close_is_an_error_and_the_partial_stays() {
+    let fx = Fixture::new();
+    let elsewhere = fx._dir.path().join("closed");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let sys: Arc<dyn Sys> = fx.sys.clone();
+    let final_path = elsewhere.join("s.jsonl");
+    let mut wal = WalFile::open_with(&fx.partial, &final_path, SyncMode::Never, sys).unwrap();
+    wal.append(HEADER).unwrap();
+    std::fs::remove_dir(&elsewhere).unwrap();
+    assert_eq!(errno(wal.close(TRAILER)), libc::ENOENT);
+    assert_eq!(fx.partial_bytes(), lines(&[HEADER, TRAILER]));
+}

@@ -30,11 +30,9 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use super::{parse_object, READ_BUFFER};
-
-/// The readers' default maximum line length in bytes (without the newline).
-/// Large enough for any record the writers produce by default.
-pub const MAX_LINE_BYTES: usize = 64 << 20;
+#[cfg(doc)]
+use super::DEFAULT_MAX_LINE;
+use super::{grow, parse_object, READ_BUFFER};
 
 /// What the crash tail looks like: how the file came to end as it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +314,7 @@ impl TailStats {
 }
 
 /// Reads `reader` to its end once and applies the recovery rule (module doc).
-/// `max_line` is the readers' maximum line length ([`MAX_LINE_BYTES`] by default).
+/// `max_line` is the readers' maximum line length ([`DEFAULT_MAX_LINE`] by default).
 pub fn valid_prefix(reader: impl Read, max_line: usize) -> Result<ValidPrefix, RecoveryError> {
     let mut reader = reader;
     let mut prefix = ValidPrefix::default();
@@ -325,13 +323,15 @@ pub fn valid_prefix(reader: impl Read, max_line: usize) -> Result<ValidPrefix, R
     // Room for one maximal line plus one read; grown to that only when a
     // long line needs it.
     let capacity = max_line.saturating_add(READ_BUFFER);
-    let mut buf = vec![0u8; READ_BUFFER.min(capacity)];
+    let mut buf = Vec::new();
+    grow(&mut buf, READ_BUFFER.min(capacity))?;
     // Before the tail: buf[..filled] holds the bytes from prefix.end on.
     // In the tail: nothing is kept, filled stays 0.
     let mut filled = 0;
     loop {
         if filled == buf.len() {
-            buf.resize((buf.len() * 2).min(capacity), 0);
+            let wanted = buf.len().saturating_mul(2).min(capacity);
+            grow(&mut buf, wanted)?;
         }
         let n = match reader.read(&mut buf[filled..]) {
             Ok(0) => break,

@@ -2,7 +2,8 @@
 
 use std::io::{self, Read};
 
-use super::recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix, MAX_LINE_BYTES};
+use super::recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix};
+use super::DEFAULT_MAX_LINE;
 use super::READ_BUFFER;
 
 const HEADER: &str = r#"{"record_type": "header", "schema_version": 1, "id": "s"}"#;
@@ -47,7 +48,7 @@ fn rule_with(data: &[u8], max_line: usize) -> Result<ValidPrefix, String> {
 }
 
 fn rule(data: &[u8]) -> ValidPrefix {
-    rule_with(data, MAX_LINE_BYTES).expect("no error")
+    rule_with(data, DEFAULT_MAX_LINE).expect("no error")
 }
 
 fn ends_at(data: &[u8], end: usize, tail: Option<TailKind>) {
@@ -268,13 +269,13 @@ fn long_records_across_buffer_boundaries() {
         "é".repeat(READ_BUFFER)
     );
     let data = lines(&[HEADER, &long, &chunk(1), &long, TRAILER]);
-    let got = valid_prefix(data.as_slice(), MAX_LINE_BYTES).unwrap();
+    let got = valid_prefix(data.as_slice(), DEFAULT_MAX_LINE).unwrap();
     assert_eq!(
         (got.end, got.chunks, got.tail),
         (data.len() as u64, 3, None)
     );
     for step in [7, READ_BUFFER - 1, READ_BUFFER + 1] {
-        let again = valid_prefix(Trickle { data: &data, step }, MAX_LINE_BYTES).unwrap();
+        let again = valid_prefix(Trickle { data: &data, step }, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(again, got, "step {step}");
     }
 }

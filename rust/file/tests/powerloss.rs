@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use super::recording::{Op, WriteFault};
 use super::{chunk, Fixture, HEADER, TRAILER};
-use crate::scan::{valid_prefix, TailKind, MAX_LINE_BYTES};
+use crate::scan::{valid_prefix, TailKind, DEFAULT_MAX_LINE};
 use crate::sync_mode::SyncMode;
 
 /// Tails up to this long get every prefix; longer ones a sample.
@@ -375,7 +375,7 @@ fn check_recovered(
     acked: usize,
     sync: &SyncMode,
 ) -> Result<(), String> {
-    let prefix = valid_prefix(image, MAX_LINE_BYTES).map_err(|e| e.to_string())?;
+    let prefix = valid_prefix(image, DEFAULT_MAX_LINE).map_err(|e| e.to_string())?;
     let log = &image[..prefix.end as usize];
     if !committed.starts_with(log) {
         return Err("the recovered log is not a prefix of the committed records".into());
@@ -397,7 +397,7 @@ fn check_recovered(
     }
     let kept = prefix.trailer_at.unwrap_or(prefix.end) as usize;
     let reopened = [&image[..kept], HEADER, &chunk(99), TRAILER].concat();
-    let after = valid_prefix(reopened.as_slice(), MAX_LINE_BYTES).map_err(|e| e.to_string())?;
+    let after = valid_prefix(reopened.as_slice(), DEFAULT_MAX_LINE).map_err(|e| e.to_string())?;
     if after.end != reopened.len() as u64 || after.trailer_at.is_none() {
         return Err(format!("reopen-append-close left {:?}", after.tail));
     }
@@ -606,11 +606,11 @@ fn out_of_order_images_hold_holes_that_a_newline_cut_would_append_after() {
         disk.apply(&op);
         for state in disk.files.values() {
             for image in state.out_of_order_images() {
-                let prefix = valid_prefix(image.as_slice(), MAX_LINE_BYTES).unwrap();
+                let prefix = valid_prefix(image.as_slice(), DEFAULT_MAX_LINE).unwrap();
                 holes += usize::from(prefix.tail == Some(TailKind::Hole));
                 let newline_cut = image.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 let appended = [&image[..newline_cut], HEADER, TRAILER].concat();
-                let after = valid_prefix(appended.as_slice(), MAX_LINE_BYTES).unwrap();
+                let after = valid_prefix(appended.as_slice(), DEFAULT_MAX_LINE).unwrap();
                 glued += usize::from(after.end < appended.len() as u64);
             }
         }

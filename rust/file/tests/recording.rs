@@ -3,6 +3,7 @@
 //! what a disk could hold (the power-loss model replays that log).
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, RawFd};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::sys::{RealSys, Sys};
+use crate::sys::{Dir, RealSys, Sys};
 
 /// One logged call, in the order it reached the kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,9 +132,10 @@ impl TestSys {
 }
 
 impl Sys for TestSys {
-    fn open_append(&self, path: &Path) -> io::Result<File> {
+    fn open_append(&self, dir: &Dir, name: &OsStr) -> io::Result<File> {
+        let path = &dir.join(name);
         let created = std::fs::symlink_metadata(path).is_err();
-        let file = RealSys.open_append(path)?;
+        let file = RealSys.open_append(dir, name)?;
         let meta = file.metadata()?;
         let file_id = {
             let mut inodes = lock(&self.inodes);
@@ -215,20 +217,26 @@ impl Sys for TestSys {
         RealSys.file_size(file)
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealSys.rename(from, to)?;
+    fn rename_noreplace(
+        &self,
+        from_dir: &Dir,
+        from: &OsStr,
+        to_dir: &Dir,
+        to: &OsStr,
+    ) -> io::Result<()> {
+        RealSys.rename_noreplace(from_dir, from, to_dir, to)?;
         self.push(Op::Rename {
-            from: from.to_path_buf(),
-            to: to.to_path_buf(),
+            from: from_dir.join(from),
+            to: to_dir.join(to),
         });
         Ok(())
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Dir) -> io::Result<()> {
         scripted(&mut self.faults().sync_dir)?;
         RealSys.sync_dir(dir)?;
         self.push(Op::SyncDir {
-            dir: dir.to_path_buf(),
+            dir: dir.path().to_path_buf(),
         });
         Ok(())
     }
