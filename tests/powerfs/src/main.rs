@@ -2,9 +2,9 @@
 //!
 //! `powerfs BACKING MOUNTPOINT` shows BACKING's tree at MOUNTPOINT. Reads
 //! pass through; writes to a file stay in memory until its `fsync` /
-//! `fdatasync` copies them to BACKING (the "disk"). Creates, renames and
-//! unlinks reach BACKING at once but are journaled until an `fsync` of the
-//! directory; `mkdir` and `rmdir` are durable at once.
+//! `fdatasync` copies them to BACKING (the "disk"). Creates, hard links,
+//! renames and unlinks reach BACKING at once but are journaled until an
+//! `fsync` of the directory; `mkdir` and `rmdir` are durable at once.
 //!
 //! Commands on stdin, one reply line each on stdout:
 //! - `cut MODE SEED`: power cut. For each file with unsynced writes the model
@@ -370,6 +370,31 @@ impl Filesystem for PowerFs {
         })();
         match result {
             Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// A hard link is journaled like a create. Inodes here are per path, so
+    /// writes through one name are not seen through the other until synced:
+    /// enough for `repair`, which links a backup it has already fsynced.
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let mut st = self.state();
+        let result = (|| {
+            let from = st.path(ino)?;
+            let to = st.child(newparent, newname)?;
+            fs::hard_link(&from, &to).map_err(Errno::from)?;
+            st.journal.push(DirOp::Create { path: to.clone() });
+            st.attr(&to)
+        })();
+        match result {
+            Ok(attr) => reply.entry(&NO_CACHE, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
