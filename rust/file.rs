@@ -251,6 +251,15 @@ impl WalFile {
         } else {
             Some(Dir::open(final_parent).map_err(|e| WalError::io_at(e, final_parent))?)
         };
+        if other_dir.is_none() && final_name == self.partial_name {
+            // Hooks that name one file for both: it already has its final
+            // name (the seed's rename onto itself changes nothing either).
+            // Its directory entry, made at open, must survive as a rename's would.
+            if self.sync.syncs_on_close() {
+                self.sync_dir(&self.dir)?;
+            }
+            return Ok(());
+        }
         let final_dir = other_dir.as_ref().unwrap_or(&self.dir);
         match self.install(final_dir, final_name)? {
             Installed::PartialGone => return Ok(()),
@@ -301,13 +310,15 @@ impl WalFile {
     /// returns that path. A file that vanished meanwhile needs no move.
     fn keep_earlier(&self, dir: &Dir, final_name: &OsStr) -> Result<Option<PathBuf>> {
         let names = dir.names().map_err(|e| WalError::io_at(e, dir.path()))?;
-        let mut number = highest_backup_number(final_name, &names) + 1;
+        // Past a planted `.~<u64::MAX>~` numbering starts again from 1.
+        let next = |number: u64| number.checked_add(1).unwrap_or(1);
+        let mut number = next(highest_backup_number(final_name, &names));
         loop {
             let backup = backup_name(final_name, number);
             match self.sys.rename_noreplace(dir, final_name, dir, &backup) {
                 Ok(()) => return Ok(Some(dir.join(&backup))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => number = next(number),
                 Err(e) => return Err(WalError::io_at(e, dir.join(final_name))),
             }
         }

@@ -357,6 +357,21 @@ def test_context_manager_closes_on_success_and_abandons_on_exception(tmp_path):
             with AsyncSessionWriter(make_session("sync"), path=tmp_path / "x.jsonl"):
                 pass
 
+        # A plain `with` on a writer in use refuses and leaves it working.
+        used = AsyncSessionWriter(make_session("used"), path=tmp_path / "used.jsonl")
+        await used.awrite_chunk(0, row(0))
+        with pytest.raises(TypeError, match="async with"):
+            with used:
+                pass
+        await used.awrite_chunk(1, row(1))
+        await used.aclose()
+        assert [r["record_type"] for r in records(used.path)] == [
+            "header",
+            "chunk",
+            "chunk",
+            "trailer",
+        ]
+
     asyncio.run(main())
 
 

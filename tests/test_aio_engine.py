@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -414,26 +413,22 @@ def test_long_strings_are_escaped_off_the_loop_and_captured_at_call_time(tmp_pat
     payloads = [{"i": i, "out": text} for i in range(64)]
     items = [(i, ChunkRow("tool", p)) for i, p in enumerate(payloads)]
 
-    async def main() -> float:
+    async def main() -> None:
         writer = AsyncSessionWriter(Session(id="s"), path=tmp_path / "s.jsonl", sync="never")
-        start = time.perf_counter()
         pending = writer.awrite_chunks(items)
-        held = time.perf_counter() - start
         for p in payloads:  # mutating the payload afterwards changes nothing
             p["out"] = "changed"
         await pending
         await writer.aclose()
-        return held
 
-    held = asyncio.run(main())
-    # The same records fully escaped on this thread: what the loop used to pay.
-    start = time.perf_counter()
+    asyncio.run(main())
+    # How long the call held the loop is a timing: benches/bench_loop_hold.py
+    # measures it. Here: the bytes are the encoder's, and the payloads were
+    # captured at call time (the mutation above changed nothing).
     expected = [
         encode_record(sessionwal.build_chunk_record(i, ChunkRow("tool", {"i": i, "out": text})))
         for i in range(64)
     ]
-    escaping = time.perf_counter() - start
-    assert held < escaping / 3, (held, escaping)
     lines = (tmp_path / "s.jsonl").read_bytes().splitlines(keepends=True)
     assert lines[1:-1] == expected
 

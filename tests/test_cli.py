@@ -95,6 +95,19 @@ def test_usage_errors_exit_2(args):
     assert result.returncode == 2 and "usage: sessionwal" in result.stderr
 
 
+@pytest.mark.parametrize("setting", ["1e6", "0", "256M"])
+def test_a_bad_line_limit_setting_exits_2_not_1(writer_cls, monkeypatch, setting):
+    # verify's 1 means "in flight or crashed": a traceback's 1 would say that.
+    path = closed_session(writer_cls, "s")
+    monkeypatch.setenv("SESSIONWAL_MAX_LINE_BYTES", setting)
+    result = run("verify", path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "sessionwal: SESSIONWAL_MAX_LINE_BYTES must be a positive number of bytes, "
+        f"not '{setting}'\n"
+    )
+
+
 def test_bench_hands_its_arguments_to_the_benchmark(monkeypatch):
     seen = []
     monkeypatch.setattr(sessionwal.bench, "main", lambda argv: seen.append(argv) or 3)
@@ -279,6 +292,24 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     live.abandon()
 
 
+def test_verify_judges_backups_by_what_they_copy():
+    # `verify ~/.sessionwal/sessions/*.jsonl*` (the README) also names the
+    # backups the library makes; none of them is corrupt.
+    crashed_session(sessionwal.SessionWriter, "b")
+    assert run("repair", "b").returncode == 0
+    closed_session(sessionwal.SessionWriter, "b", rows=ROWS[:1])  # the repaired one kept as ~1~
+    final = sessionwal.session_file("b")
+    result = run("verify", final, f"{final}.~1~", f"{final}.__partial__.bak")
+    assert result.stdout.splitlines() == [
+        f"{final}: ok: closed, 1 chunk",
+        f"{final}.~1~: ok: closed, 3 chunks, recovered by repair; "
+        "an earlier session, kept aside when b.jsonl was closed again",
+        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a torn tail of "
+        f"{len(TORN)} bytes; the original bytes `sessionwal repair` kept of b.jsonl.__partial__",
+    ]
+    assert result.returncode == 1
+
+
 def test_verify_rejects_final_files_that_did_not_close(writer_cls):
     unterminated = crashed_session(writer_cls, "u", tail=b"")
     final = unterminated.with_name("u.jsonl")
@@ -379,6 +410,21 @@ def test_tail_follows_a_live_session_through_the_rename(writer_cls):
         assert proc.wait(timeout=60) == 0
         assert proc.stderr.read() == "sessionwal: session closed after 3 chunks\n"
     assert writer.path.exists()
+
+
+def test_tail_follows_a_reopened_id_not_its_earlier_closed_session(writer_cls):
+    closed_session(writer_cls, "again", rows=ROWS[:1])
+    writer = writer_cls(make_session("again"))  # the id reopened: a new partial file
+    writer.write_chunk(0, ROWS[2])
+    with popen("tail", "-f", "again", "--json", "--poll", "0.02", "--timeout", "60") as proc:
+        assert json.loads(proc.stdout.readline())["record_type"] == "header"
+        assert json.loads(proc.stdout.readline())["payload"] == ROWS[2].payload
+        writer.write_chunk(1, ROWS[1])
+        assert json.loads(proc.stdout.readline())["payload"] == ROWS[1].payload
+        writer.close()
+        assert json.loads(proc.stdout.readline())["final_chunk_count"] == 2
+        assert proc.wait(timeout=60) == 0
+    assert run("tail", "again", "--json").stdout.count('"record_type": "chunk"') == 2
 
 
 def test_tail_stops_when_the_writer_lets_go(writer_cls):

@@ -45,6 +45,11 @@ def lines(*records: dict) -> bytes:
 SHAPES = {
     "closed": ("s.jsonl", lines(HEADER, chunk(0), chunk(1), trailer(2)), SessionState.CLOSED),
     "crashed": ("s.jsonl.__partial__", lines(HEADER, chunk(0)), SessionState.CRASHED),
+    "header without created_at": (
+        "s.jsonl",
+        lines({**HEADER, "created_at": "yesterday"}, chunk(0), trailer(1)),
+        SessionState.CLOSED,
+    ),
     "torn tail": (
         "s.jsonl.__partial__",
         lines(HEADER, chunk(0)) + b'{"record_type": "chu',
@@ -157,6 +162,15 @@ def test_state_words_are_one_spelling():
     assert SessionState.IN_FLIGHT == "in_flight"
     assert SessionState.IN_FLIGHT.label == "in flight"
     assert [s.exit_code for s in SessionState] == [0, 1, 1, 2, 2]
+
+
+def test_a_state_prints_as_its_word(tmp_path):
+    # SessionInfo.state was the plain string "in_flight" before it became an
+    # enum; code that prints or formats it must still get that word.
+    with sessionwal.SessionWriter(make_session("s"), path=tmp_path / "s.jsonl"):
+        (info,) = list_sessions(tmp_path)
+        assert (str(info.state), f"{info.state}") == ("in_flight", "in_flight")
+        assert json.dumps({"state": info.state}) == '{"state": "in_flight"}'
 
 
 # ------------------------------------------------------------------ names

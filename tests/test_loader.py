@@ -365,6 +365,31 @@ def test_delete_session_removes_every_file(writer_cls, sessionwal_home):
     assert delete_session("d", missing_ok=True) == []
 
 
+def test_delete_session_removes_the_earlier_sessions_closes_kept(sessionwal_home):
+    # The native writer keeps an earlier closed session of a reopened id as
+    # <id>.jsonl.~N~: deleting the id must not leave that data behind.
+    for _ in range(3):
+        write_session(sessionwal.SessionWriter, None, session_id="d")
+    final = sessionwal.session_file("d")
+    earlier = [final.with_name(f"d.jsonl.~{n}~") for n in (1, 2)]
+    assert sessionwal.files.earlier_sessions_of(final) == earlier
+    others = [final.with_name(name) for name in ("d.jsonl.~01~", "d.jsonl.~1~x", "dd.jsonl.~1~")]
+    for other in others:
+        other.write_bytes(b"")
+    assert sorted(delete_session("d")) == sorted([final, *earlier])
+    assert sorted(sessionwal.sessions_dir().iterdir()) == sorted(others)
+
+
+def test_prune_removes_a_closed_sessions_earlier_sessions(sessionwal_home):
+    now = FIXED_CREATED_AT + timedelta(days=30)
+    for _ in range(2):
+        write_session(sessionwal.SessionWriter, None, session_id="old")
+    gone = [sessionwal.session_file("old"), Path(f"{sessionwal.session_file('old')}.~1~")]
+    assert sorted(prune_sessions(timedelta(days=7), now=now, dry_run=True)) == sorted(gone)
+    assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(gone)
+    assert list(sessionwal.sessions_dir().iterdir()) == []
+
+
 def test_delete_session_refuses_a_session_in_flight(writer_cls, tmp_path):
     write_session(writer_cls, tmp_path / "s.jsonl")
     live = writer_cls(make_session(), path=tmp_path / "s.jsonl")
@@ -397,3 +422,22 @@ def test_prune_sessions(writer_cls, sessionwal_home):
     assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(old_files)
     assert sorted(i.id for i in list_sessions()) == ["new", "old-live"]
     live.close()
+
+
+def test_prune_and_delete_go_on_past_a_directory_under_a_backups_name(sessionwal_home, caplog):
+    # A close moves whatever is at the final name aside, a planted directory
+    # included; neither it nor one under a repair backup's name stops a prune.
+    now = FIXED_CREATED_AT + timedelta(days=30)
+    for session_id in ("a", "b"):
+        write_session(sessionwal.SessionWriter, None, session_id=session_id)
+    planted = [
+        Path(f"{sessionwal.session_file('a')}.~1~"),
+        Path(f"{sessionwal.session_partial_file('b')}.bak"),
+    ]
+    for directory in planted:
+        directory.mkdir()
+    assert sorted(prune_sessions(timedelta(days=7), now=now)) == sorted(
+        [sessionwal.session_file("a"), sessionwal.session_file("b")]
+    )
+    assert sorted(sessionwal.sessions_dir().iterdir()) == sorted(planted)
+    assert caplog.text.count("not removing") == 2

@@ -134,16 +134,26 @@ def test_repair_refuses_a_corrupt_or_headerless_file(tmp_path, content, message)
     assert [p.name for p in tmp_path.iterdir()] == [partial.name]
 
 
-def test_repair_refuses_a_final_file_and_an_existing_final_name(writer_cls, tmp_path):
-    with writer_cls(make_session(), path=tmp_path / "s.jsonl") as writer:
+def test_repair_refuses_a_final_file_and_keeps_an_earlier_closed_session(writer_cls, tmp_path):
+    with writer_cls(make_session(), path=tmp_path / "session-1.jsonl") as writer:
         pass
     with pytest.raises(RepairRefused, match=r"is not a \.__partial__ file"):
         repair_session(writer.path)
-    partial = crashed(writer_cls, tmp_path / "s.jsonl")
-    before = partial.read_bytes()
-    with pytest.raises(RepairRefused, match=r"s\.jsonl' already exists; not replacing it"):
-        repair_session(partial)
-    assert partial.read_bytes() == before and not Path(f"{partial}.bak").exists()
+    earlier = writer.path.read_bytes()
+    # The id is reopened and crashes: verify says repair closes it, and it does,
+    # keeping the earlier closed session aside as a writer's close would.
+    partial = crashed(writer_cls, tmp_path / "session-1.jsonl")
+    result = repair_session(partial)
+    assert result.earlier == tmp_path / "session-1.jsonl.~1~"
+    assert result.earlier.read_bytes() == earlier
+    assert result.path == writer.path and not partial.exists()
+    assert state_of(result.path, validate=True).status == "ok"
+    assert state_of(result.earlier, validate=True).status == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [
+        "session-1.jsonl",
+        "session-1.jsonl.__partial__.bak",
+        "session-1.jsonl.~1~",
+    ]
 
 
 def test_repair_of_a_missing_file(tmp_path):

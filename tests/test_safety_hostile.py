@@ -5,6 +5,7 @@ reader (hypothesis), and an allocation the OS refuses (docs/safety.md)."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pwd
@@ -306,3 +307,25 @@ def test_an_allocation_the_os_refuses_is_an_error_not_an_abort(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "unreadable"
+
+
+def test_a_session_the_user_may_not_see_is_named_as_such_not_missing(probe_user, tmp_path):
+    # A 0700 sessions dir of root's: the user's `show` must say why it cannot
+    # look (EACCES), not that there is no such session.
+    sessions = tmp_path / "private"
+    sessions.mkdir(mode=0o700)
+    with sessionwal.SessionWriter(make_session("r"), path=sessions / "r.jsonl"):
+        pass
+    tmp_path.chmod(0o755)
+    cli.build_parser()  # its lazy imports, while the interpreter's files are readable
+
+    def show() -> None:
+        err = io.StringIO()
+        sys.stderr = err
+        try:
+            code = cli.main(["show", "r", "--dir", str(sessions)])
+        finally:
+            sys.stderr = sys.__stderr__
+        assert code == 2 and "Permission denied" in err.getvalue(), err.getvalue()
+
+    as_user(probe_user, show)

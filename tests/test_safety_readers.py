@@ -6,6 +6,7 @@ another session, and CLI output that cannot drive the terminal
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -162,6 +163,7 @@ def test_repair_leaves_no_backup_when_writing_it_fails(tmp_path, monkeypatch):
 
 
 def test_repair_never_replaces_a_final_name_that_appears_meanwhile(tmp_path, monkeypatch):
+    # It is kept aside as <final>.~N~, as a writer's close keeps an earlier session.
     path = tmp_path / "s.jsonl.__partial__"
     path.write_bytes(header("s"))
     final = tmp_path / "s.jsonl"
@@ -173,10 +175,11 @@ def test_repair_never_replaces_a_final_name_that_appears_meanwhile(tmp_path, mon
         return backup
 
     monkeypatch.setattr(sessionwal.repair, "_write_backup", then_someone_creates_the_final_name)
-    with pytest.raises(PersistenceError, match="appeared while repairing"):
-        repair_session(path)
-    assert final.read_bytes() == b"theirs\n"
-    assert path.exists()
+    result = repair_session(path)
+    assert result.earlier == tmp_path / "s.jsonl.~1~"
+    assert result.earlier.read_bytes() == b"theirs\n"
+    assert final.read_bytes().startswith(header("s"))
+    assert not path.exists()
 
 
 # ------------------------------------------------------------------ links and FIFOs
@@ -346,3 +349,16 @@ def test_delete_removes_a_link_under_the_sessions_name_never_its_target(tmp_path
     assert sorted(p.name for p in removed) == ["d.jsonl", "d.jsonl.__partial__"]
     assert secret.read_bytes() == header("x") + SECRET
     assert not os.path.lexists(tmp_path / "d.jsonl.__partial__")
+
+
+@pytest.mark.timeout(30)
+def test_every_command_gives_one_reason_for_a_link_or_fifo(tmp_path, secret, capsys):
+    sessions = hostile_dir(tmp_path, secret)
+    for name, reason in (("link", os.strerror(errno.ELOOP)), ("fifo", "is not a regular file")):
+        assert cli.main(["verify", str(sessions / f"{name}.jsonl")]) == 2
+        assert cli.main(["show", name, "--dir", str(sessions)]) == 2
+        assert cli.main(["tail", name, "--dir", str(sessions)]) == 2
+        out, err = capsys.readouterr()
+        assert (out + err).count(reason) == 3, out + err
+        # Paths are quoted as the user typed them, not as a Python repr.
+        assert "PosixPath" not in out + err

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import sessionwal
 from sessionwal import ChunkRow
+from sessionwal.aio import AsyncSessionWriter
 
 from conftest import make_session
 
@@ -72,3 +74,32 @@ def test_header_only_override_keeps_native_chunks(writer_cls, tmp_path):
     assert lines[1] == (
         '{"record_type": "chunk", "index": 7, "kind": "user", "payload": {"q": null}}'
     )
+
+
+def test_hooks_naming_one_file_for_both_leave_it_in_place(writer_cls, tmp_path):
+    # A runtime without in-flight names: the seed's rename onto itself leaves
+    # the closed session where it is, closed again and again.
+    class InPlace(writer_cls):
+        session_file = staticmethod(lambda sid: tmp_path / f"{sid}.log")
+        session_partial_file = staticmethod(lambda sid: tmp_path / f"{sid}.log")
+
+    for n in range(2):
+        with InPlace(make_session("s")) as writer:
+            writer.write_chunk(n, ChunkRow("user", {"n": n}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.log"]
+    records = [json.loads(line) for line in (tmp_path / "s.log").read_text().splitlines()]
+    assert [r["record_type"] for r in records] == ["header", "chunk", "trailer"] * 2
+
+
+async def _close_in_place_async(directory: Path) -> None:
+    class InPlace(AsyncSessionWriter):
+        session_file = staticmethod(lambda sid: directory / f"{sid}.log")
+        session_partial_file = staticmethod(lambda sid: directory / f"{sid}.log")
+
+    async with InPlace(make_session("s")) as writer:
+        await writer.awrite_chunk(0, ChunkRow("user", {"n": 0}))
+
+
+def test_hooks_naming_one_file_for_both_leave_it_in_place_asyncio(tmp_path):
+    asyncio.run(_close_in_place_async(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.log"]

@@ -256,3 +256,13 @@ def test_both_writers_write_identical_files(tmp_path, fixed_clock):
                 writer.write_chunk(i, r)
         outputs.append((tmp_path / f"{name}.jsonl").read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_an_os_error_names_its_file_as_a_str_like_the_seed(writer_cls, tmp_path):
+    # The seed's open() puts a str in OSError.filename; a Path there prints
+    # as PosixPath('...') in every message a runtime logs.
+    (tmp_path / "s.jsonl.__partial__").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        writer_cls(make_session("s"), path=tmp_path / "s.jsonl")
+    assert info.value.filename == str(tmp_path / "s.jsonl.__partial__")
+    assert str(info.value).endswith(f": '{tmp_path / 's.jsonl.__partial__'}'")

@@ -103,6 +103,9 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
             bounds = (max_queued_chunks, max_queued_bytes)
             self._token = self._start(header, self._loop, ready, bell.native, bounds)
             self._bell = bell
+            # The header's ticket: a writer whose last ticket is still this
+            # one has been given no chunk (see __enter__).
+            self._header_ticket = self._last_ticket()
         except BaseException:
             self._release_unstarted()
             raise
@@ -170,8 +173,10 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
 
     def __enter__(self) -> NoReturn:
         # `with AsyncSessionWriter(...)` leaves nobody to close the writer it
-        # opened: release it now (as abandon() does) rather than leak it.
-        self._finish_abandon()
+        # opened: release it now (as abandon() does) rather than leak it. A
+        # writer already given chunks is someone's: refuse, touch nothing.
+        if self._last_ticket() == self._header_ticket:
+            self._finish_abandon()
         raise TypeError("AsyncSessionWriter is an async context manager: use 'async with'")
 
     def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ refuses

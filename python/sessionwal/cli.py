@@ -14,6 +14,8 @@ by :func:`sessionwal.files.judge`, so they agree on its state:
 - ``tail [-f] TARGET``: the last records, then (``-f``) follow; 0 when the
   session closed, 1 when following stopped first (writer gone, ``--timeout``),
   2 when it cannot be read.
+- ``replicate URL``, ``restore URL [ID...]``, ``ls URL``: object storage, see
+  ``sessionwal.replicate`` and docs/replication.md.
 - ``bench``: the benchmark of ``sessionwal.bench`` (its own options).
 
 A TARGET is a path to a session file, or a session id looked up in the
@@ -38,6 +40,7 @@ from sessionwal.files import SessionState
 from sessionwal.follow import Follower
 from sessionwal.loader import SessionInfo, list_sessions, load_session
 from sessionwal.repair import repair_session
+from sessionwal.replicate import _cli as replicate_cli
 
 __all__ = ["main", "quote_controls"]
 
@@ -95,6 +98,16 @@ def _sessions_dir(args: argparse.Namespace) -> Path:
     return Path(args.dir) if args.dir is not None else files.sessions_dir()
 
 
+def _name_exists(path: Path) -> bool:
+    """Something is at ``path`` (not followed). Unlike ``os.path.lexists``, an
+    error other than "not there" (EACCES) propagates: it is the answer to give."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
 def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> Path:
     """A session file from a path, or from an id in ``directory``.
 
@@ -112,7 +125,9 @@ def _resolve(target: str, directory: Path, *, prefer_partial: bool = False) -> P
     except ValueError:
         pass
     for candidate in found:
-        if candidate.is_file():
+        # Whatever is there (a link, a FIFO) is the session's name: the read
+        # refuses it with the reason ls and verify give, not "no session file".
+        if _name_exists(candidate):
             return candidate
     raise _Failure(
         f"no session file for '{target}' (neither a file nor a session in '{directory}')"
@@ -163,6 +178,8 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def cmd_ls(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.url is not None:
+        return replicate_cli.cmd_ls_url(args, out, err)
     directory = _sessions_dir(args)
     if args.dir is not None and not directory.is_dir():
         raise _Failure(f"'{directory}' is not a directory")
@@ -253,7 +270,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    path = _resolve(args.target, _sessions_dir(args))
+    # An id with both files is an earlier session closed under it and a newer
+    # one reopened since (in flight, or crashed): tail the newer, the partial.
+    path = _resolve(args.target, _sessions_dir(args), prefer_partial=True)
     with Follower(path, poll_interval=args.poll, timeout=args.timeout) as follower:
         # What is there already: the header (line 1), the last `--lines`
         # chunks, and the trailer (last) if any; only those stay in memory.
@@ -363,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     def dir_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", help="sessions directory (default: $SESSIONWAL_HOME/sessions)")
 
-    p = sub.add_parser("ls", help="list sessions, oldest first")
+    p = sub.add_parser("ls", help="list sessions, oldest first (or those in a store: ls URL)")
+    p.add_argument("url", metavar="URL", nargs="?", help="list the sessions in this store instead")
     dir_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object per session")
     p.set_defaults(run=cmd_ls)
@@ -395,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=0.1, help="seconds between polls (default 0.1)")
     p.set_defaults(run=cmd_tail)
 
+    replicate_cli.add_parsers(sub, dir_option)
+
     # Parsed by sessionwal.bench itself (see main); listed here for --help.
     sub.add_parser("bench", help="benchmark native vs pure writers (bench --help for options)")
     return parser
@@ -418,6 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = cast(TextIO, _QuotedLines(sys.stderr))
     out = sys.stdout if getattr(args, "json", False) else cast(TextIO, _QuotedLines(sys.stdout))
     run: Callable[[argparse.Namespace, TextIO, TextIO], int] = args.run  # set per subcommand
+    try:
+        records.max_line_bytes()
+    except ValueError as exc:
+        # A bad setting is a usage error (2), not a traceback's 1 ("in flight").
+        err.write(f"sessionwal: {exc}\n")
+        return EXIT_ERROR
     try:
         return run(args, out, err)
     except BrokenPipeError:

@@ -3,8 +3,10 @@
 - **Names.** A session ``<id>`` is ``<dir>/<id>.jsonl`` once closed and
   ``<dir>/<id>.jsonl.__partial__`` while in flight; ``repair`` keeps the
   original bytes of a partial file in ``<partial>.bak`` (then ``.bak.1``,
-  ``.bak.2``, ...). :class:`SessionsDir` names them; :func:`final_of`,
-  :func:`partial_of` and :func:`session_id_of` map between them.
+  ``.bak.2``, ...); a writer's close that finds ``<id>.jsonl`` taken keeps
+  the earlier session as ``<id>.jsonl.~N~`` (rust/file.rs, ``keep_earlier``).
+  :class:`SessionsDir` names them; :func:`final_of`, :func:`partial_of` and
+  :func:`session_id_of` map between them.
 - **Finding a session.** :func:`candidates` is the one resolver (an id in a
   directory, or a path), :func:`open_first` opens the first that exists.
 - **The lock.** A writer holds ``flock(LOCK_EX)`` on its partial file for
@@ -50,17 +52,20 @@ __all__ = [
     "SessionState",
     "SessionsDir",
     "Verdict",
+    "backed_up_name",
     "backup_name",
     "backups_of",
     "candidates",
     "check_directory",
     "closed_problem",
+    "earlier_sessions_of",
     "ensure_sessions_dir",
     "final_of",
     "fsync_dir",
     "is_partial",
     "is_session_name",
     "judge",
+    "keep_earlier_session",
     "lock_for_writing",
     "lock_unless_written",
     "locked_inodes",
@@ -87,6 +92,14 @@ PARTIAL_SUFFIX = ".__partial__"
 BACKUP_SUFFIX = ".bak"
 #: ``.bak`` or ``.bak.N`` (N >= 1, no leading zero): the exact backup names.
 _BACKUP_TAIL = re.compile(r"\.bak(?:\.[1-9][0-9]*)?")
+#: ``.~N~`` (N >= 1, no leading zero): where a close keeps an earlier closed
+#: session of the same id (the writer's numbering, rust/file.rs).
+_EARLIER_TAIL = re.compile(r"\.~[1-9][0-9]*~")
+#: A backup's name: ``<final>.~N~`` (group "final") or ``<partial>.bak[.N]`` (group "partial").
+_BACKUP_NAME = re.compile(
+    rf"(?P<final>.+{re.escape(FINAL_SUFFIX)}){_EARLIER_TAIL.pattern}"
+    rf"|(?P<partial>.+{re.escape(FINAL_SUFFIX + PARTIAL_SUFFIX)}){_BACKUP_TAIL.pattern}"
+)
 
 
 # ------------------------------------------------------------------ names
@@ -247,23 +260,76 @@ def partial_of(path: Path | str) -> Path:
 
 
 def session_id_of(path: Path | str) -> str:
-    """The id a session file's name gives (``<id>.jsonl[.__partial__]`` -> ``<id>``)."""
-    return final_of(path).name.removesuffix(FINAL_SUFFIX)
+    """The id a session file's name gives (``<id>.jsonl[.__partial__]`` -> ``<id>``),
+    backups' names included (``<id>.jsonl.~N~``, ``<id>.jsonl.__partial__.bak[.N]``)."""
+    name = backed_up_name(path) or Path(path).name
+    return name.removesuffix(PARTIAL_SUFFIX).removesuffix(FINAL_SUFFIX)
+
+
+def backed_up_name(path: Path | str) -> str | None:
+    """For a backup, the name of the session file it keeps a copy of: ``<id>.jsonl``
+    for ``<id>.jsonl.~N~``, ``<id>.jsonl.__partial__`` for its ``.bak[.N]``; else None."""
+    backup = _BACKUP_NAME.fullmatch(Path(path).name)
+    return None if backup is None else backup.group("final") or backup.group("partial")
 
 
 def backups_of(partial: Path) -> list[Path]:
     """The copies ``repair`` kept of ``partial``: exactly ``<partial>.bak`` and
     ``<partial>.bak.N``, nothing else that merely starts with those names."""
+    return sorted(_names_with_tail(partial, _BACKUP_TAIL))
+
+
+def earlier_sessions_of(final: Path) -> list[Path]:
+    """The earlier closed sessions of ``final``'s id that closes kept aside:
+    exactly ``<final>.~N~``, oldest (lowest N) first."""
+    found = _names_with_tail(final, _EARLIER_TAIL)
+    return sorted(found, key=lambda path: int(path.name[len(final.name) + 2 : -1]))
+
+
+def keep_earlier_session(final: Path) -> Path | None:
+    """Moves the closed session at ``final`` aside to the next ``<final>.~N~``, as a
+    close does (rust/file.rs) before installing a new session of the same id;
+    returns where it went, or None when nothing is at ``final``. Nothing is
+    replaced: a link to the new name fails if it exists, and ``final`` is
+    unlinked only while it still names the file that was linked."""
+    for _ in range(100):
+        try:
+            named = os.stat(final, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        earlier = earlier_sessions_of(final)
+        n = int(earlier[-1].name[len(final.name) + 2 : -1]) + 1 if earlier else 1
+        aside = final.with_name(f"{final.name}.~{n}~")
+        try:
+            os.link(final, aside, follow_symlinks=False)
+        except (FileExistsError, FileNotFoundError):
+            continue  # another close took that number, or final went: look again
+        if (named.st_dev, named.st_ino) == _identity(final):
+            os.unlink(final)
+            return aside
+        os.unlink(aside)  # final was replaced meanwhile: not the file we linked
+    raise PersistenceError(f"could not move '{final}' aside: it keeps changing")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
     try:
-        names = os.listdir(partial.parent)
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _names_with_tail(path: Path, tail: re.Pattern[str]) -> list[Path]:
+    try:
+        names = os.listdir(path.parent)
     except FileNotFoundError:
         return []
-    prefix = partial.name
-    return sorted(
-        partial.with_name(name)
+    prefix = path.name
+    return [
+        path.with_name(name)
         for name in names
-        if name.startswith(prefix) and _BACKUP_TAIL.fullmatch(name, len(prefix))
-    )
+        if name.startswith(prefix) and tail.fullmatch(name, len(prefix))
+    ]
 
 
 def backup_name(partial: Path, n: int) -> Path:
@@ -376,10 +442,10 @@ def open_regular(path: Path | str) -> IO[bytes]:
     return open(open_regular_fd(path), "rb")
 
 
-def same_file(fd: int, path: Path | str) -> bool:
-    """``path`` names (without following a link) the file open at ``fd``."""
+def same_file(fd: int, path: Path | str, *, follow_symlinks: bool = False) -> bool:
+    """``path`` names (without following a link, unless asked) the file open at ``fd``."""
     try:
-        named = os.stat(path, follow_symlinks=False)
+        named = os.stat(path, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         return False
     ours = os.fstat(fd)
@@ -514,8 +580,12 @@ def lock_unless_written(
 # ------------------------------------------------------------------ the verdict
 
 
-class SessionState(str, enum.Enum):
-    """What a session file is. The value is the word APIs and ``--json`` use."""
+class SessionState(enum.StrEnum):
+    """What a session file is. The value is the word APIs and ``--json`` use.
+
+    A ``StrEnum``, so ``str()`` and f-strings give that word (``in_flight``),
+    as the plain strings ``SessionInfo.state`` held before it became an enum did.
+    """
 
     #: Final name, a trailer last, and as many chunks as the trailer says.
     CLOSED = "closed"
@@ -632,8 +702,12 @@ def judge(
             f"(which names {session_id_of(path)!r})"
         )
         return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
-    if is_partial(path):
-        if lock_held is None:
+    backed_up = backed_up_name(path)
+    repair_backup = backed_up is not None and is_partial(backed_up)
+    if is_partial(path) or repair_backup:
+        if repair_backup:
+            lock_held = False  # a copy: no writer ever opens it
+        elif lock_held is None:
             lock_held = writer_holds_lock(path, listed=listed)
         if lock_held:
             return Verdict(
@@ -650,9 +724,11 @@ def judge(
             detail = f"{chunks} and a trailer, but the rename to the final name never happened"
         else:
             detail = f"{chunks} complete, no trailer"
-        return Verdict(
-            path, SessionState.CRASHED, f"{detail}; `sessionwal repair` closes it", summary
-        )
+        if repair_backup:
+            detail += f"; the original bytes `sessionwal repair` kept of {backed_up}"
+        else:
+            detail += "; `sessionwal repair` closes it"
+        return Verdict(path, SessionState.CRASHED, detail, summary)
     problem = closed_problem(
         summary.trailer,
         summary.torn_bytes,
@@ -664,7 +740,10 @@ def judge(
         error = PersistenceError(f"{path}: {problem}")
         return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
     recovered = ", recovered by repair" if summary.recovered else ""
-    return Verdict(path, SessionState.CLOSED, f"closed, {chunks}{recovered}", summary)
+    earlier = (
+        f"; an earlier session, kept aside when {backed_up} was closed again" if backed_up else ""
+    )
+    return Verdict(path, SessionState.CLOSED, f"closed, {chunks}{recovered}{earlier}", summary)
 
 
 def _tail(summary: FileSummary) -> str:

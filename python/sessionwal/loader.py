@@ -203,6 +203,8 @@ class SessionInfo:
 
     id: str
     path: Path
+    #: The header's ``created_at`` (naive read as UTC), or the file's
+    #: modification time when the header has no ISO-8601 one.
     created_at: datetime
     #: Complete chunk records in the file.
     chunk_count: int
@@ -223,13 +225,17 @@ class SessionInfo:
 
 
 def _created_at(path: Path, header: dict[str, Any]) -> datetime:
+    """The header's ISO-8601 ``created_at``; else (a runtime's own header hook may
+    write none, or another shape) the file's modification time. Not a format
+    error: no other reader judges ``created_at``, and a listing must agree
+    with ``verify`` about every file."""
     value = header.get("created_at")
     try:
         created = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         created = None
     if created is None:
-        raise SessionFormatError(path, 1, f"header has no ISO-8601 created_at (got {value!r})")
+        return datetime.fromtimestamp(os.stat(path, follow_symlinks=False).st_mtime, UTC)
     # A duck-typed session may carry a naive datetime: read it as UTC so that
     # every created_at compares with every other.
     return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
@@ -329,13 +335,30 @@ def _unlink_unless_written(path: Path) -> bool:
     return True
 
 
+def _remove_copies(paths: list[Path]) -> list[Path]:
+    """Unlinks the backups in ``paths`` (copies no writer opens); returns those removed.
+
+    What cannot be unlinked (a directory planted under a backup's name) is
+    logged and left, so one odd name never stops a delete or prune part-way.
+    """
+    removed = []
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("not removing %s: %s", path, exc)
+            continue
+        removed.append(path)
+    return removed
+
+
 def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
     partial = files.partial_of(final)
     # The partial file first: if a writer holds it, nothing is removed.
     removed = [p for p in (partial, final) if _unlink_unless_written(p)]
-    for backup in files.backups_of(partial):
-        backup.unlink(missing_ok=True)
-        removed.append(backup)
+    # Copies no writer opens: repair's, and the earlier sessions of this id
+    # that later closes kept aside.
+    removed += _remove_copies(files.backups_of(partial) + files.earlier_sessions_of(final))
     if not removed and not missing_ok:
         raise FileNotFoundError(errno.ENOENT, "no session file", str(final))
     return removed
@@ -344,7 +367,8 @@ def _delete_files(final: Path, *, missing_ok: bool) -> list[Path]:
 def delete_session(
     session_id: object = None, *, path: Path | str | None = None, missing_ok: bool = False
 ) -> list[Path]:
-    """Removes every file of a session: final, ``__partial__``, and repair backups.
+    """Removes every file of a session: final, ``__partial__``, repair backups, and
+    the earlier sessions of that id kept as ``<id>.jsonl.~N~`` by later closes.
 
     Refuses (:class:`PersistenceError`, nothing removed) while a writer holds
     the partial file. Returns the paths removed; raises ``FileNotFoundError``
@@ -365,8 +389,9 @@ def prune_sessions(
 
     Looks at what :func:`list_sessions` lists (unreadable files are left
     alone: their age is unknown). Sessions in flight are never pruned; closed
-    and crashed ones are, with their repair backups. Returns the paths
-    removed (or that would be, with ``dry_run``).
+    and crashed ones are, with their repair backups and, for a closed one,
+    the earlier (older) sessions of its id kept as ``<id>.jsonl.~N~``.
+    Returns the paths removed (or that would be, with ``dry_run``).
     """
     cutoff = (now if now is not None else datetime.now(UTC)) - older_than
     removed: list[Path] = []
@@ -376,6 +401,8 @@ def prune_sessions(
         # Only this file (the final and the partial file of one id are listed,
         # and aged, separately) and the backups repair kept under its name.
         backups = files.backups_of(files.partial_of(info.path))
+        if not files.is_partial(info.path):
+            backups += files.earlier_sessions_of(info.path)
         if dry_run:
             removed += [info.path, *backups]
             continue
@@ -387,7 +414,5 @@ def prune_sessions(
             # or the name was swapped for a link or a FIFO: leave it, go on.
             logger.warning("not pruning %s: %s", info.path, exc)
             continue
-        for backup in backups:
-            backup.unlink(missing_ok=True)
-            removed.append(backup)
+        removed += _remove_copies(backups)
     return removed

@@ -30,6 +30,9 @@ __all__ = ["SessionWriter"]
 
 logger = logging.getLogger(__name__)
 
+#: Opens tried when the file's name moves while the lock is awaited (as the native writer).
+_OPEN_ATTEMPTS = 3
+
 # macOS has no fdatasync; fsync is the closest it offers from Python.
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
@@ -173,19 +176,34 @@ class SessionWriter(WriterBase):
 
     def _open(self) -> None:
         self._partial_path.parent.mkdir(parents=True, exist_ok=True)
-        existed = self._partial_path.exists()
-        file = self._partial_path.open("a", encoding="utf-8")
-        try:
-            locked = files.lock_for_writing(file.fileno())
-        except BaseException:
-            file.close()
-            raise
-        if not locked:
-            file.close()
-            raise _lock_conflict(self._partial_path)
-        self._file = file
-        if not existed:
-            os.chmod(self._partial_path, 0o600)
+        for _ in range(_OPEN_ATTEMPTS):
+            existed = self._partial_path.exists()
+            file = self._partial_path.open("a", encoding="utf-8")
+            try:
+                locked = files.lock_for_writing(file.fileno())
+                # While we waited for the lock, its holder (repair, delete_session)
+                # may have renamed or removed the file: writing to it then would
+                # append to the repaired final file, or to nothing. Open again.
+                if locked and not files.same_file(
+                    file.fileno(), self._partial_path, follow_symlinks=True
+                ):
+                    files.unlock(file.fileno())
+                    file.close()
+                    continue
+            except BaseException:
+                file.close()
+                raise
+            if not locked:
+                file.close()
+                raise _lock_conflict(self._partial_path)
+            self._file = file
+            if not existed:
+                os.chmod(self._partial_path, 0o600)
+            return
+        raise PersistenceError(
+            f"'{self._partial_path}' was replaced or removed {_OPEN_ATTEMPTS} times while "
+            "waiting for its lock; refusing to write to a file that no longer has its name"
+        )
 
     def _write_record(self, record: dict[str, Any]) -> None:
         self._write_line(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")

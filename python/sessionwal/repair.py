@@ -21,9 +21,11 @@ every complete record:
    "cumulative_usage": null, "recovered": true}`` (N = complete chunk records;
    the usage is unknown) unless the file already ends with a trailer (a crash
    between the trailer and the rename), and fsync;
-5. install it under the final name without replacing anything (a hard link
-   that fails if the name exists, then the partial name goes) and fsync the
-   directory; then release the lock.
+5. if a closed session of the same id is under the final name (the id was
+   closed, reopened, then crashed), keep it as ``<id>.jsonl.~N~``, as a
+   writer's close does; install the repaired file under the final name
+   without replacing anything (a hard link that fails if the name exists,
+   then the partial name goes) and fsync the directory; then release the lock.
 
 The file is read a line at a time (memory bounded by the readers' line
 limit, never the file's size).
@@ -68,6 +70,8 @@ class RepairResult:
     torn_bytes: int
     #: False when the file already ended with a trailer.
     trailer_added: bool
+    #: Where an earlier closed session of the same id was kept (``<final>.~N~``).
+    earlier: Path | None = None
     #: The kind of the crash tail cut (see :data:`sessionwal.records.TAIL_KINDS`), or None.
     tail: str | None = None
 
@@ -190,8 +194,6 @@ def repair_session(path: Path | str) -> RepairResult:
             log, chunk_count, segment_chunks = _check(partial, fd)
         except SessionFormatError as exc:
             raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
-        if os.path.lexists(final):
-            raise RepairRefused(f"'{final}' already exists; not replacing it")
         size = log.size
         complete = log.end
         has_trailer = log.trailer_at is not None
@@ -203,11 +205,15 @@ def repair_session(path: Path | str) -> RepairResult:
             if os.pwrite(fd, encoded, complete) != len(encoded):
                 raise OSError(errno.EIO, "short write of the recovered trailer", str(partial))
         os.fsync(fd)
+        # An earlier closed session of this id (the id was closed, reopened,
+        # then crashed) is kept aside as <final>.~N~, as a writer's close does.
+        earlier = files.keep_earlier_session(final)
         _install(partial, final, backup)
         files.fsync_dir(final.parent)
         return RepairResult(
             path=final,
             backup=backup,
+            earlier=earlier,
             chunk_count=chunk_count,
             torn_bytes=log.tail_bytes,
             trailer_added=not has_trailer,

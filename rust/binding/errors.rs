@@ -28,7 +28,9 @@ pub fn to_pyerr(py: Python<'_>, err: WalError) -> PyErr {
                     .and_then(|s| s.extract::<String>())
                     .unwrap_or_else(|_| source.to_string());
                 match path {
-                    Some(path) => PyOSError::new_err((errno, strerror, path)),
+                    // A str filename, as the seed's `open()` gives (a PathBuf
+                    // would arrive as a Path and print as PosixPath('...')).
+                    Some(path) => PyOSError::new_err((errno, strerror, path.into_os_string())),
                     None => PyOSError::new_err((errno, strerror)),
                 }
             }

@@ -573,6 +573,37 @@ fn closing_an_id_again_keeps_each_earlier_session_under_the_next_number() {
 }
 
 #[test]
+fn a_final_name_that_is_the_partial_name_stays_put() {
+    // Hooks may name one file for both (a runtime without `__partial__`
+    // files): the seed's rename onto itself leaves it there; ours must not
+    // take it for an earlier session and move it to `.~1~`.
+    let fx = Fixture::new();
+    let sys: Arc<dyn Sys> = fx.sys.clone();
+    let mut wal = WalFile::open_with(&fx.final_path, &fx.final_path, SyncMode::Close, sys).unwrap();
+    wal.append(HEADER).unwrap();
+    wal.close(TRAILER).unwrap();
+    assert_eq!(fx.final_bytes().unwrap(), lines(&[HEADER, TRAILER]));
+    assert_eq!(wal.kept_earlier(), None);
+    let dir = fx.final_path.parent().unwrap();
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
+}
+
+#[test]
+fn a_planted_backup_at_the_highest_number_does_not_overflow_the_next() {
+    // Anyone who can write the directory can plant `.~<u64::MAX>~`: one past
+    // it must not overflow (a panic in debug, `.~0~` in release).
+    let fx = Fixture::new();
+    fx.started(SyncMode::Never).close(TRAILER).unwrap();
+    let dir = fx.final_path.parent().unwrap();
+    std::fs::write(dir.join(format!("s.jsonl.~{}~", u64::MAX)), b"planted").unwrap();
+    for expected in ["s.jsonl.~1~", "s.jsonl.~2~"] {
+        let mut wal = fx.started(SyncMode::Never);
+        wal.close(TRAILER).unwrap();
+        assert_eq!(wal.kept_earlier(), Some(dir.join(expected).as_path()));
+    }
+}
+
+#[test]
 fn the_directory_held_at_open_is_the_one_closed_into() {
     let fx = Fixture::new();
     let mut wal = fx.started(SyncMode::Close);
