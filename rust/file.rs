@@ -332,11 +332,10 @@ impl WalFile {
 
     /// Cuts the crash tail off a reopened file (the recovery rule of
     /// [`crate::scan::recovery`]), so the next record follows the last
-    /// valid one and never garbage; returns the file's new size.
-    ///
-    /// A trailer ending the valid log goes too: the session's close wrote it
-    /// but its rename was lost, and this writer continues the session (its
-    /// header after a trailer would be out of sequence).
+    /// valid one and never garbage; returns the file's new size. A trailer
+    /// ending the log stays: the header this writer appends after it is a
+    /// reopen, as the seed's (a close whose rename was lost, or hooks that
+    /// give a session one name for both).
     ///
     /// Cost: one sequential read of the whole file, each line checked by the
     /// native JSON validator. The tail was never acknowledged, or did not
@@ -370,7 +369,7 @@ impl WalFile {
                 }
             )));
         }
-        let keep = prefix.trailer_at.unwrap_or(prefix.end);
+        let keep = prefix.end;
         if keep != prefix.size {
             let file = self.file();
             self.sys

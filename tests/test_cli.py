@@ -304,8 +304,9 @@ def test_verify_judges_backups_by_what_they_copy():
         f"{final}: ok: closed, 1 chunk",
         f"{final}.~1~: ok: closed, 3 chunks, recovered by repair; "
         "an earlier session, kept aside when b.jsonl was closed again",
-        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a torn tail of "
-        f"{len(TORN)} bytes; the original bytes `sessionwal repair` kept of b.jsonl.__partial__",
+        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a crash tail of "
+        f"{len(TORN)} bytes from line 5 (a record cut short); the original bytes "
+        "`sessionwal repair` kept of b.jsonl.__partial__",
     ]
     assert result.returncode == 1
 

@@ -182,6 +182,7 @@ TAILS = {
     ),
     "no record_type": ([HEADER, '{"index": 0}'], 1, "unrecognized record"),
     "record after the trailer": ([HEADER, CHUNK, TRAILER, CHUNK], 3, "out of sequence"),
+    "reopened after the trailer": ([HEADER, CHUNK, TRAILER, HEADER, CHUNK], 5, None),
     "valid records after garbage": ([HEADER, CHUNK, "junk", CHUNK, TRAILER], 2, "garbage"),
     "NUL run then records": ([HEADER, CHUNK, "\0" * 5000 + CHUNK, CHUNK], 2, "hole"),
     "empty file": ([], 0, None),
@@ -217,7 +218,7 @@ def test_readers_stop_at_the_last_valid_record(tmp_path, case):
         size - log_bytes,
         kind,
     )
-    assert loaded.tail_line == kept + 1
+    assert loaded.tail_line == (kept + 1 if kind else None)
     assert len(list(iter_records(path))) == kept
     # The native summary (ls, verify) finds the same end.
     summary = summarize(path)
@@ -225,8 +226,9 @@ def test_readers_stop_at_the_last_valid_record(tmp_path, case):
         expected_chunks,
         size - log_bytes,
         kind,
-        kept + 1,
+        kept + 1 if kind else None,
     )
+    assert (loaded.trailer, summary.trailer) == (None, None) or lines[kept - 1] == TRAILER
 
 
 def test_a_line_longer_than_the_maximum_is_an_error_not_a_tail(tmp_path, monkeypatch):

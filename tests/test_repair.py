@@ -147,8 +147,8 @@ def test_repair_refuses_a_final_file_and_keeps_an_earlier_closed_session(writer_
     assert result.earlier == tmp_path / "session-1.jsonl.~1~"
     assert result.earlier.read_bytes() == earlier
     assert result.path == writer.path and not partial.exists()
-    assert state_of(result.path, validate=True).status == "ok"
-    assert state_of(result.earlier, validate=True).status == "ok"
+    assert state_of(result.path).status == "ok"
+    assert state_of(result.earlier).status == "ok"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [
         "session-1.jsonl",
         "session-1.jsonl.__partial__.bak",

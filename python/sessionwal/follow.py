@@ -131,6 +131,8 @@ class Follower:
                 self._gone_since = None
                 if record_type == "trailer":
                     self._trailer = record
+                elif record_type == "header":
+                    self._trailer = None  # a reopen after a trailer
                 yield record_type, record
             # No record holds a NUL byte: a NUL run is power-loss damage, not a
             # line still arriving (and may be any size): ask the rule.

@@ -177,6 +177,7 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
             elif record_type == "header":
                 header = header or record
                 segment_chunks = 0
+                trailer = None  # a reopen after a trailer: not closed any more
             else:
                 trailer = record
     partial = files.is_partial(found)

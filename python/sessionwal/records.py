@@ -8,7 +8,8 @@ decided natively by ``sessionwal._native.recover``, asked through
 :func:`valid_log`): the log of a file ends at its last complete, valid record
 in sequence. Valid: a whole line that is a JSON object with a known
 ``record_type``; in sequence: a header first, then chunks, a further header
-only for the same id (a reopen), a trailer only last. Everything after is the
+only for the same id (a reopen), a trailer ends a segment and only such a
+header may follow it. Everything after is the
 *crash tail* (a torn line, a run of NUL bytes where the size was extended
 over data that never landed, garbage, and valid-looking records beyond
 those): readers skip it, ``repair`` and a reopening writer cut it. A line
@@ -269,14 +270,15 @@ class Structure:
         if record_type == "chunk":
             self.feed_chunks(line, 1)
             return record_type
-        self._check_not_after_trailer(line)
         if record_type == "header":
             if self.header_line is None:
                 self.header_line, self.header_id = line, record.get("id")
                 self.segment_chunks = 0
             elif record.get("id") != self.header_id:
                 # A header for the same id is a reopened session: writers append
-                # to an abandoned partial file (as the seed does). Another id is not.
+                # to an abandoned partial file (as the seed does), also after a
+                # trailer (a lost rename, or hooks naming one file for both).
+                # Another id is not.
                 raise self._error(
                     line,
                     f"header for another session id {record.get('id')!r} "
@@ -284,7 +286,9 @@ class Structure:
                 )
             else:
                 self.segment_chunks = 0
+                self.trailer_line = None
         else:
+            self._check_not_after_trailer(line)
             self._check_after_header(line, record_type)
             self.trailer_line = line
         return str(record_type)

@@ -45,8 +45,9 @@ def summarize(path: Path | str, *, max_line: int | None = None) -> FileSummary:
             structure.feed_chunks(previous + 1, line - previous - 1)
         record = parse_line(path, line, text)
         record_type = structure.feed(line, record)
-        if record_type == "header" and seen["header"] is None:
-            seen["header"] = record
+        if record_type == "header":
+            seen["header"] = seen["header"] or record
+            seen["trailer"] = None  # a reopen after a trailer: not closed any more
         elif record_type == "trailer":
             seen["trailer"] = record
         seen["previous"] = line

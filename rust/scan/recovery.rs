@@ -9,8 +9,9 @@
 //! - valid: a whole line (`\n`-terminated) that is one JSON object, as
 //!   Python's `json.loads` reads it, with a known `record_type`;
 //! - in sequence: a header first; then chunks; a further header only for the
-//!   same `id` (a writer reopening the session); a trailer only last. Chunk
-//!   indices are not checked (the seed writes whatever index it is given).
+//!   same `id` (a writer reopening the session); a trailer ends a segment,
+//!   and only such a header may follow it. Chunk indices are not checked
+//!   (the seed writes whatever index it is given).
 //!
 //! Everything after that prefix is the *crash tail*: a NUL run, garbage, a
 //! torn line, and any valid-looking record beyond them. Every reader (the
@@ -84,7 +85,8 @@ pub struct ValidPrefix {
     pub records: u64,
     /// Chunk records in the prefix.
     pub chunks: u64,
-    /// Where the prefix's trailer starts, when it ends with one (a closed session).
+    /// Where the prefix's last trailer starts, when the prefix ends with it
+    /// (a closed session).
     pub trailer_at: Option<u64>,
     /// `None` exactly when `end == size`.
     pub tail: Option<TailKind>,
@@ -156,16 +158,23 @@ struct Sequence {
 impl Sequence {
     /// Whether a record of this type (and header id) may come next; if so, take it.
     fn accept(&mut self, record_type: RecordType, id: Option<&[u8]>) -> bool {
-        if self.closed {
+        let id = id.unwrap_or(b"null");
+        if self.closed && record_type != RecordType::Header {
             return false;
         }
-        let id = id.unwrap_or(b"null");
         match (record_type, &self.header_id) {
             (RecordType::Header, None) => {
                 self.header_id = Some(id.to_vec());
                 true
             }
-            (RecordType::Header, Some(first)) => same_json_value(first, id),
+            // A reopen, also of a closed file: the seed appends its header
+            // after the trailer when the close's rename was lost, or when
+            // hooks give a session one name for both (closed in place).
+            (RecordType::Header, Some(first)) => {
+                let same = same_json_value(first, id);
+                self.closed &= !same;
+                same
+            }
             (_, None) => false,
             (RecordType::Chunk, Some(_)) => true,
             (RecordType::Trailer, Some(_)) => {
@@ -353,9 +362,7 @@ pub fn valid_prefix(reader: impl Read, max_line: usize) -> Result<ValidPrefix, R
             let judged = (line.len() <= max_line).then(|| judge(line));
             if let Some(Line::Record(record_type, id)) = judged {
                 if sequence.accept(record_type, id) {
-                    if record_type == RecordType::Trailer {
-                        prefix.trailer_at = Some(prefix.end);
-                    }
+                    prefix.trailer_at = (record_type == RecordType::Trailer).then_some(prefix.end);
                     prefix.chunks += u64::from(record_type == RecordType::Chunk);
                     prefix.records += 1;
                     prefix.end += line.len() as u64 + 1;

@@ -165,9 +165,9 @@ fn sequence_rules() {
         head.len(),
         Some(TailKind::OutOfSequence),
     );
-    // Nothing after a trailer, not even a reopen.
+    // After a trailer only a reopen: a header for the same id.
     let closed = lines(&[HEADER, &c0, TRAILER]);
-    for after in [c0.as_str(), HEADER, TRAILER] {
+    for after in [c0.as_str(), TRAILER, other] {
         let data = [closed.clone(), lines(&[after])].concat();
         ends_at(&data, closed.len(), Some(TailKind::OutOfSequence));
         assert_eq!(
@@ -175,6 +175,14 @@ fn sequence_rules() {
             Some((closed.len() - TRAILER.len() - 1) as u64)
         );
     }
+    let reopened = [closed.clone(), lines(&[HEADER, &c0])].concat();
+    ends_at(&reopened, reopened.len(), None);
+    assert_eq!(rule(&reopened).trailer_at, None, "it no longer ends closed");
+    let twice = [closed.clone(), closed.clone()].concat();
+    assert_eq!(
+        rule(&twice).trailer_at,
+        Some((twice.len() - TRAILER.len() - 1) as u64)
+    );
     // Chunk indices are not checked.
     let any_order = lines(&[HEADER, &chunk(5), &chunk(5), &chunk(1)]);
     ends_at(&any_order, any_order.len(), None);

@@ -395,7 +395,7 @@ fn check_recovered(
             log.len()
         ));
     }
-    let kept = prefix.trailer_at.unwrap_or(prefix.end) as usize;
+    let kept = prefix.end as usize;
     let reopened = [&image[..kept], HEADER, &chunk(99), TRAILER].concat();
     let after = valid_prefix(reopened.as_slice(), DEFAULT_MAX_LINE).map_err(|e| e.to_string())?;
     if after.end != reopened.len() as u64 || after.trailer_at.is_none() {
