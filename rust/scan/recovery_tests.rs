@@ -1,13 +1,9 @@
 //! The recovery rule on every tail shape power loss and crashes leave.
 
-use std::io::{self, Read};
-
 use super::recovery::{valid_prefix, RecoveryError, TailKind, ValidPrefix};
+use super::tests::{Trickle, HEADER, TRAILER};
 use super::DEFAULT_MAX_LINE;
 use super::READ_BUFFER;
-
-const HEADER: &str = r#"{"record_type": "header", "schema_version": 1, "id": "s"}"#;
-const TRAILER: &str = r#"{"record_type": "trailer", "final_chunk_count": 2}"#;
 
 fn chunk(i: usize) -> String {
     format!(r#"{{"record_type": "chunk", "index": {i}, "kind": "user", "payload": {{}}}}"#)
@@ -20,21 +16,6 @@ fn lines(records: &[&str]) -> Vec<u8> {
         .flatten()
         .copied()
         .collect()
-}
-
-/// A reader handing out at most `step` bytes per call.
-struct Trickle<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.step.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
 }
 
 /// The rule on `data`, checked to give the same answer at every read size.
