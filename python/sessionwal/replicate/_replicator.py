@@ -501,6 +501,17 @@ class Replicator:
         else:
             self._settled.pop(path, None)
 
+    def _open_unless_settled(self, path: Path) -> int | None:
+        """A descriptor for reading ``path``, or ``None`` when it is gone or,
+        by its stat, unchanged since :meth:`_settle` saw it fully shipped."""
+        try:
+            key = _stat_key(os.stat(path, follow_symlinks=False))
+        except FileNotFoundError:
+            return None
+        if self._settled.get(path) == key:
+            return None
+        return _open_for_reading(path)
+
     def _boundary_holds(self, fd: int, generation: Generation, limit: int) -> bool:
         """True when the file still holds, before the generation's last shipped offset,
         the bytes that were shipped there (checked by digest, never by size)."""
@@ -512,13 +523,7 @@ class Replicator:
 
     def _sync_open(self, remote: RemoteSession, path: Path) -> int:
         """Ships an open session's new complete lines; returns the number of objects put."""
-        try:
-            key = _stat_key(os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            return 0
-        if self._settled.get(path) == key:
-            return 0
-        fd = _open_for_reading(path)
+        fd = self._open_unless_settled(path)
         if fd is None:
             return 0
         objects = 0
@@ -562,13 +567,7 @@ class Replicator:
 
     def _sync_closed(self, remote: RemoteSession, path: Path) -> int:
         """Ships a closed session as one object (consolidating its live segments)."""
-        try:
-            key = _stat_key(os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            return 0
-        if self._settled.get(path) == key:
-            return 0
-        fd = _open_for_reading(path)
+        fd = self._open_unless_settled(path)
         if fd is None:
             return 0
         try:
