@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,7 @@ from sessionwal import ChunkRow, SessionState, files, list_sessions, load_sessio
 from sessionwal.aio import AsyncSessionWriter
 from sessionwal.repair import repair_session
 
-from conftest import make_session
+from conftest import make_session, run_cli
 
 DURABLE = 182
 HOLE = 93_662
@@ -53,17 +50,6 @@ def durable_log(session_id: str, chunks: int) -> bytes:
     return head + b"".join(map(chunk_line, range(chunks)))
 
 
-def cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sessionwal", *map(str, args)],
-        capture_output=True,
-        encoding="utf-8",
-        env={**os.environ, "PYTHONUTF8": "1"},
-        timeout=60,
-        check=False,
-    )
-
-
 def crashed_partial(session_id: str, image: bytes) -> Path:
     partial = files.ensure_sessions_dir() / f"{session_id}.jsonl{files.PARTIAL_SUFFIX}"
     partial.write_bytes(image)
@@ -78,16 +64,16 @@ def test_every_reader_finds_the_durable_chunks(tmp_path):
     assert (loaded.tail, loaded.torn_bytes) == ("hole", len(image) - image.index(b"\0"))
     [info] = list_sessions()
     assert (info.chunk_count, info.state, info.tail) == (DURABLE, SessionState.CRASHED, "hole")
-    verify = cli("verify", partial)
+    verify = run_cli("verify", partial)
     assert verify.returncode == 1
     assert verify.stdout == (
         f"{partial}: crashed: {DURABLE} chunks complete, then a crash tail of "
         f"{loaded.torn_bytes} bytes from line {DURABLE + 2} (NUL bytes and data that landed "
         "around them (pages written back out of order)); `sessionwal repair` closes it\n"
     )
-    ls = cli("ls", "--json")
+    ls = run_cli("ls", "--json")
     assert [json.loads(line)["chunk_count"] for line in ls.stdout.splitlines()] == [DURABLE]
-    tail = cli("tail", "s", "-n", "1")
+    tail = run_cli("tail", "s", "-n", "1")
     assert tail.returncode == 0
     assert f"#{DURABLE - 1} assistant" in tail.stdout.splitlines()[-1]
 
@@ -130,7 +116,7 @@ def test_reopen_write_close_yields_a_closed_intact_file(write, durable):
     crashed_partial("s", image)
     WRITES[write]("s", 1000, 3)
     final = sessionwal.session_file("s")
-    verify = cli("verify", final)
+    verify = run_cli("verify", final)
     assert (verify.returncode, verify.stdout) == (
         0,
         f"{final}: ok: closed, {durable + 3} chunks\n",
@@ -148,7 +134,7 @@ def test_repair_keeps_the_durable_chunks_and_the_original_bytes():
     result = repair_session(partial)
     assert (result.chunk_count, result.tail, result.trailer_added) == (DURABLE, "hole", True)
     assert result.backup.read_bytes() == image
-    assert cli("verify", result.path).returncode == 0
+    assert run_cli("verify", result.path).returncode == 0
     assert len(load_session("s").chunks) == DURABLE
 
 
