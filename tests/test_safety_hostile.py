@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from crash_helpers import run_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -297,14 +298,7 @@ def test_an_allocation_the_os_refuses_is_an_error_not_an_abort(tmp_path):
     with open(path, "ab") as file:
         file.write(b"\n")
     env = {k: v for k, v in os.environ.items() if k != "SESSIONWAL_MAX_LINE_BYTES"}
-    done = subprocess.run(
-        [sys.executable, "-c", UNDER_A_LIMIT, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=env,
-    )
+    done = run_python(UNDER_A_LIMIT, str(path), env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "unreadable"
 

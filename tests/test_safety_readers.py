@@ -10,11 +10,10 @@ import errno
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from crash_helpers import run_python
 
 import sessionwal
 from sessionwal import PersistenceError, cli, files
@@ -69,14 +68,7 @@ def run_reader(what: str, path: Path) -> tuple[int, object]:
     """Runs one reader in a fresh process under the test line limit; returns
     how much its peak memory grew, and its result or error."""
     env = {**os.environ, "SESSIONWAL_MAX_LINE_BYTES": str(LIMIT)}
-    done = subprocess.run(
-        [sys.executable, "-c", PEAK, what, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=env,
-    )
+    done = run_python(PEAK, what, str(path), env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     return report["grew"], report["outcome"]
