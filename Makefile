@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv dev test test-rust bench lint fmt wheels ci clean
+.PHONY: help venv dev test test-rust bench lint fmt wheels ci clean powerfs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: dev ## run the Python tests (HYPOTHESIS_PROFILE=dev for a quick run)
 
 test-rust: ## run the Rust unit tests (no interpreter needed for the file layer)
 	cargo test
+
+powerfs: ## build the power-loss FUSE file system (tests/powerfs; its tests skip without it)
+	cargo build --release --manifest-path tests/powerfs/Cargo.toml
 
 bench: dev ## run the benchmark table against the pure-Python reference
 	$(PY) benches/bench_writers.py

@@ -8,7 +8,7 @@ interleaved and rotated (``sessionwal.bench.timing.interleave``),
 - ``list_sessions``: ``sessionwal.list_sessions(dir)``, the real API (native
   scan of every file, header and trailer parsed in Python, lock probe of
   partial files, sorting);
-- ``verify``: ``sessionwal.files.state_of(validate=True)`` on every file (the native
+- ``verify``: ``sessionwal.files.state_of`` on every file (the native
   scanner also validates every line's JSON);
 - ``json.loads loop``: what a pure-Python listing has to do to get the same
   facts: ``json.loads`` on every line of every file, counting chunks and
@@ -86,7 +86,7 @@ def native_listing(directory: Path) -> list[tuple[str, int, bool]]:
 
 
 def verify_all(directory: Path) -> int:
-    return sum(state_of(p, validate=True).exit_code for p in sorted(directory.iterdir()))
+    return sum(state_of(p).exit_code for p in sorted(directory.iterdir()))
 
 
 def main(argv: list[str] | None = None) -> int:

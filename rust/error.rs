@@ -24,6 +24,8 @@ pub enum WalError {
     Replaced { partial_path: PathBuf },
     /// Something other than a regular file (a FIFO, a device) sits at the path.
     NotRegular { path: PathBuf },
+    /// A reopened file's end is not one the recovery rule may cut back to.
+    Unrecoverable { path: PathBuf, reason: String },
 }
 
 pub type Result<T, E = WalError> = std::result::Result<T, E>;
@@ -63,6 +65,10 @@ impl WalError {
                 partial_path: partial_path.clone(),
             },
             WalError::NotRegular { path } => WalError::NotRegular { path: path.clone() },
+            WalError::Unrecoverable { path, reason } => WalError::Unrecoverable {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -111,6 +117,9 @@ impl fmt::Display for WalError {
                 "'{}' is not a regular file; refusing to use it as a session log",
                 path.display()
             ),
+            WalError::Unrecoverable { path, reason } => {
+                write!(f, "cannot reopen '{}': {reason}", path.display())
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, WalError};
 use crate::fork;
+use crate::scan::{valid_prefix, RecoveryError, TailKind, DEFAULT_MAX_LINE};
 use crate::sync_mode::SyncMode;
 use crate::syncer::Syncer;
 use crate::sys::{create_private_dirs, Dir, FileId, RealSys, Sys};
@@ -33,9 +34,6 @@ const OPEN_ATTEMPTS: usize = 3;
 /// for its whole life and is still refused, this much later. The pure
 /// writer waits the same (`WRITER_LOCK_PATIENCE`).
 const LOCK_PATIENCE: Duration = Duration::from_millis(50);
-
-/// How much of a torn tail `open` reads per step while looking for the last newline.
-const TAIL_SCAN_BYTES: u64 = 64 * 1024;
 
 /// How many times `close` moves a file found at the final name out of the
 /// way before giving up (each time another process put one back).
@@ -125,7 +123,7 @@ impl WalFile {
                 fork_generation: fork::generation(),
                 syncer: None,
             };
-            wal.size = wal.cut_torn_tail()?;
+            wal.size = wal.cut_crash_tail()?;
             if wal.sync.syncs_records() {
                 // Synced records only survive power loss if the file's name
                 // does: make the (possibly just created) entry durable.
@@ -332,26 +330,48 @@ impl WalFile {
             .map_err(|e| WalError::io_at(e, dir.path()))
     }
 
-    /// Cuts a record torn by a crash off the end of a reopened file, so the
-    /// next record starts on a line boundary; returns the file's new size.
-    /// The torn bytes were never acknowledged: their write had not returned.
-    fn cut_torn_tail(&mut self) -> Result<u64> {
-        let file = self.file();
-        let size = self.sys.file_size(file).map_err(|e| self.io_error(e))?;
-        let mut buf = vec![0u8; TAIL_SCAN_BYTES.min(size) as usize];
-        let mut end = size;
-        let mut keep = 0;
-        while end > 0 {
-            let start = end.saturating_sub(TAIL_SCAN_BYTES);
-            let block = &mut buf[..(end - start) as usize];
-            self.read_exact_at(file, block, start)?;
-            if let Some(newline) = block.iter().rposition(|&b| b == b'\n') {
-                keep = start + newline as u64 + 1;
-                break;
+    /// Cuts the crash tail off a reopened file (the recovery rule of
+    /// [`crate::scan::recovery`]), so the next record follows the last
+    /// valid one and never garbage; returns the file's new size. A trailer
+    /// ending the log stays: the header this writer appends after it is a
+    /// reopen, as the seed's (a close whose rename was lost, or hooks that
+    /// give a session one name for both).
+    ///
+    /// Cost: one sequential read of the whole file, each line checked by the
+    /// native JSON validator. The tail was never acknowledged, or did not
+    /// survive a power cut in an order a reader can use.
+    ///
+    /// Refused, touching nothing: a line longer than the readers' maximum
+    /// (it may be a record), and a tail that starts with a whole JSON object
+    /// that is not the next record (this writer's own crash cannot leave
+    /// one; it may be another program's data).
+    fn cut_crash_tail(&mut self) -> Result<u64> {
+        let reader = SysReader {
+            sys: self.sys.as_ref(),
+            file: self.file(),
+            offset: 0,
+        };
+        let prefix = match valid_prefix(reader, DEFAULT_MAX_LINE) {
+            Ok(prefix) => prefix,
+            Err(RecoveryError::Io(e)) => return Err(self.io_error(e)),
+            Err(err @ RecoveryError::LineTooLong { .. }) => {
+                return Err(self.unrecoverable(err.to_string()))
             }
-            end = start;
+        };
+        if let Some(kind) = prefix.tail.filter(|kind| kind.starts_with_an_object()) {
+            return Err(self.unrecoverable(format!(
+                "after its last valid record (byte {}) comes {}, not crash damage; \
+                 refusing to cut it or append after it",
+                prefix.end,
+                match kind {
+                    TailKind::OutOfSequence => "a record out of sequence",
+                    _ => "a JSON object without a known record_type",
+                }
+            )));
         }
-        if keep != size {
+        let keep = prefix.end;
+        if keep != prefix.size {
+            let file = self.file();
             self.sys
                 .ftruncate(file, keep)
                 .map_err(|e| self.io_error(e))?;
@@ -359,19 +379,11 @@ impl WalFile {
         Ok(keep)
     }
 
-    fn read_exact_at(&self, file: &File, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
-        while !buf.is_empty() {
-            match self.sys.read_at(file, buf, offset) {
-                Ok(0) => return Err(self.io_error(io::ErrorKind::UnexpectedEof.into())),
-                Ok(n) => {
-                    buf = &mut buf[n..];
-                    offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_error(e)),
-            }
+    fn unrecoverable(&self, reason: String) -> WalError {
+        WalError::Unrecoverable {
+            path: self.partial_path.clone(),
+            reason,
         }
-        Ok(())
     }
 
     fn file(&self) -> &File {
@@ -444,6 +456,21 @@ impl WalFile {
             }
         }
         self.state = State::Closed;
+    }
+}
+
+/// Reads a file front to back through the `Sys` seam.
+struct SysReader<'a> {
+    sys: &'a dyn Sys,
+    file: &'a File,
+    offset: u64,
+}
+
+impl io::Read for SysReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sys.read_at(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 

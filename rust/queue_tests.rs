@@ -352,20 +352,7 @@ fn arm_reports_reached_thresholds_without_notifying() {
 
 #[test]
 fn dropping_an_unfinished_queue_still_writes_what_it_admitted() {
-    let log = Arc::new(Mutex::new(Log::default()));
-    let sink = FakeSink {
-        log: Arc::clone(&log),
-        fail_at: None,
-        gate: None,
-        entered: None,
-    };
-    let queue = WriteQueue::start(
-        engine(),
-        Box::new(sink),
-        Arc::new(Count::default()),
-        ROOMY,
-        false,
-    );
+    let Rig { queue, log, .. } = rig(ROOMY, None);
     queue.submit(b"kept\n", 1, closed).unwrap();
     drop(queue);
     for _ in 0..5000 {

@@ -49,6 +49,8 @@ pub trait Sys: Send + Sync {
 /// The real thing: thin wrappers over libc on unix, over std on Windows.
 pub struct RealSys;
 
+/// A libc call's `-1` as the `errno` error it stands for (also used by
+/// `dir`'s `*at` calls).
 #[cfg(unix)]
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == -1 {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +69,18 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
 
 def make_session(session_id: str = "session-1", **fields: object) -> sessionwal.Session:
     return sessionwal.Session(id=session_id, created_at=FIXED_CREATED_AT, **fields)  # type: ignore[arg-type]
+
+
+def run_cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -m sessionwal ARGS`` (in UTF-8 mode) and returns what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "sessionwal", *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONUTF8": "1"},
+        timeout=timeout,
+        check=False,
+    )
 
 
 def read_lines(path: Path) -> list[str]:

@@ -17,7 +17,7 @@ import sessionwal.pure
 from sessionwal import ChunkKind, ChunkRow, cli
 from sessionwal.follow import Follower
 
-from conftest import FIXED_CLOSED_AT, FIXED_CREATED_AT, make_session
+from conftest import FIXED_CLOSED_AT, FIXED_CREATED_AT, make_session, run_cli
 
 ROWS = [
     ChunkRow(ChunkKind.USER, {"content": "hello é 世"}),
@@ -25,17 +25,6 @@ ROWS = [
     ChunkRow(ChunkKind.TOOL_RESULT, {"output": "ok\n"}),
 ]
 TORN = b'{"record_type": "chunk", "index": 3, "ki'
-
-
-def run(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sessionwal", *map(str, args)],
-        capture_output=True,
-        encoding="utf-8",
-        env={**os.environ, "PYTHONUTF8": "1"},
-        timeout=timeout,
-        check=False,
-    )
 
 
 def popen(*args: object) -> subprocess.Popen[str]:
@@ -69,11 +58,11 @@ def crashed_session(writer_cls, session_id: str, rows=ROWS, tail=TORN) -> Path:
 
 
 def test_help_lists_every_command_and_version():
-    result = run("--help")
+    result = run_cli("--help")
     assert result.returncode == 0
     for command in ("ls", "show", "verify", "repair", "tail", "bench"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
-    version = run("--version")
+    version = run_cli("--version")
     assert (version.returncode, version.stdout) == (0, f"sessionwal {sessionwal_version()}\n")
 
 
@@ -91,7 +80,7 @@ def test_console_script_is_installed():
 
 @pytest.mark.parametrize("args", [[], ["verify"], ["tail", "x", "-n", "-1"], ["frobnicate"]])
 def test_usage_errors_exit_2(args):
-    result = run(*args)
+    result = run_cli(*args)
     assert result.returncode == 2 and "usage: sessionwal" in result.stderr
 
 
@@ -100,7 +89,7 @@ def test_a_bad_line_limit_setting_exits_2_not_1(writer_cls, monkeypatch, setting
     # verify's 1 means "in flight or crashed": a traceback's 1 would say that.
     path = closed_session(writer_cls, "s")
     monkeypatch.setenv("SESSIONWAL_MAX_LINE_BYTES", setting)
-    result = run("verify", path)
+    result = run_cli("verify", path)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "sessionwal: SESSIONWAL_MAX_LINE_BYTES must be a positive number of bytes, "
@@ -116,7 +105,7 @@ def test_bench_hands_its_arguments_to_the_benchmark(monkeypatch):
 
 
 def test_bench_help_runs_as_a_subprocess():
-    result = run("bench", "--help")
+    result = run_cli("bench", "--help")
     assert result.returncode == 0
     assert "--quick" in result.stdout and "--plot" in result.stdout
 
@@ -129,7 +118,7 @@ def test_ls_table_and_json(writer_cls):
     crashed = crashed_session(writer_cls, "b-crashed", rows=ROWS[:2])
     live = writer_cls(make_session("c-live"))
     live.write_chunk(0, ROWS[0])
-    result = run("ls")
+    result = run_cli("ls")
     assert result.returncode == 0 and result.stderr == ""
     rows = [re.split(r"\s{2,}", line) for line in result.stdout.splitlines()]
     created = FIXED_CREATED_AT.isoformat(sep=" ", timespec="seconds")
@@ -140,7 +129,7 @@ def test_ls_table_and_json(writer_cls):
         ["b-crashed", created, "2", "crashed", f"{crashed.stat().st_size} B"],
         ["c-live", created, "1", "in flight", f"{live_path.stat().st_size} B"],
     ]
-    as_json = [json.loads(line) for line in run("ls", "--json").stdout.splitlines()]
+    as_json = [json.loads(line) for line in run_cli("ls", "--json").stdout.splitlines()]
     assert as_json[1] == {
         "id": "b-crashed",
         "path": str(crashed),
@@ -150,6 +139,7 @@ def test_ls_table_and_json(writer_cls):
         "closed": False,
         "size": crashed.stat().st_size,
         "torn_bytes": len(TORN),
+        "tail": "torn",
         "recovered": False,
     }
     assert [s["state"] for s in as_json] == ["closed", "crashed", "in_flight"]
@@ -157,10 +147,10 @@ def test_ls_table_and_json(writer_cls):
 
 
 def test_ls_of_an_empty_or_missing_directory(tmp_path):
-    result = run("ls", "--dir", tmp_path)
+    result = run_cli("ls", "--dir", tmp_path)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr == f"no sessions in '{tmp_path}'\n"
-    missing = run("ls", "--dir", tmp_path / "nope")
+    missing = run_cli("ls", "--dir", tmp_path / "nope")
     assert missing.returncode == 2
     assert missing.stderr == f"sessionwal: '{tmp_path / 'nope'}' is not a directory\n"
 
@@ -168,13 +158,16 @@ def test_ls_of_an_empty_or_missing_directory(tmp_path):
 def test_ls_reports_skipped_files_on_stderr(tmp_path):
     closed_session(sessionwal.SessionWriter, "good")
     bad = sessionwal.sessions_dir() / "bad.jsonl"
-    bad.write_text('{"record_type": "header", "created_at": "2026-01-01T00:00:00"}\n[1]\n')
-    result = run("ls")
+    bad.write_text(
+        '{"record_type": "header", "id": "bad", "created_at": "2026-01-01T00:00:00"}\n[1]\n'
+    )
+    result = run_cli("ls")
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["ID", "good"]
     assert result.stderr == (
-        f"sessionwal: skipped '{bad}': {bad}:2: record is an array, not a JSON object "
-        "(see `sessionwal verify`)\n"
+        f"sessionwal: skipped '{bad}': {bad}: a crash tail of 4 bytes from line 2 (a line that "
+        "is not a JSON object) after the last valid record, but a closed session ends with its "
+        "trailer (see `sessionwal verify`)\n"
     )
 
 
@@ -184,14 +177,14 @@ def test_ls_reports_skipped_files_on_stderr(tmp_path):
 def test_show_json_reproduces_the_file(writer_cls):
     path = closed_session(writer_cls, "s")
     for target in ("s", path):
-        result = run("show", target, "--json")
+        result = run_cli("show", target, "--json")
         assert result.returncode == 0
         assert result.stdout.encode() == path.read_bytes()
 
 
 def test_show_human_readable(writer_cls, fixed_clock):
     closed_session(writer_cls, "s")
-    result = run("show", "s")
+    result = run_cli("show", "s")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         f"path: {sessionwal.session_file('s')}",
@@ -206,24 +199,30 @@ def test_show_human_readable(writer_cls, fixed_clock):
 
 def test_show_a_crashed_session(writer_cls):
     partial = crashed_session(writer_cls, "s")
-    result = run("show", "s")
+    result = run_cli("show", "s")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[:2] == [f"path: {partial}", "state: crashed"]
-    assert lines[-1] == f"torn tail: {len(TORN)} bytes after the last complete record"
-    as_json = run("show", "s", "--json")
+    assert lines[-1] == (
+        f"a crash tail of {len(TORN)} bytes from line 5 (a record cut short), "
+        "after the last valid record"
+    )
+    as_json = run_cli("show", "s", "--json")
     assert as_json.stdout.encode() == partial.read_bytes()[: -len(TORN)]
 
 
 def test_show_errors_exit_2(tmp_path):
-    missing = run("show", "nope")
+    missing = run_cli("show", "nope")
     assert missing.returncode == 2
     assert missing.stderr.startswith("sessionwal: no session file for 'nope'")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "chunk", "index": }\n')
-    corrupt = run("show", bad)
+    bad.write_text('{"record_type": "header", "id": "bad"}\n{"record_type": "chunk", "index": }\n')
+    corrupt = run_cli("show", bad)
     assert corrupt.returncode == 2
-    assert corrupt.stderr == (f"sessionwal: {bad}:2:35: invalid JSON: Expecting value\n")
+    assert corrupt.stdout.splitlines()[1] == (
+        f"state: corrupt: {bad}: a crash tail of 36 bytes from line 2 (a line that is not a "
+        "JSON object) after the last valid record, but a closed session ends with its trailer"
+    )
 
 
 def test_show_stops_quietly_when_the_reader_goes_away(writer_cls):
@@ -243,11 +242,11 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     crashed = crashed_session(writer_cls, "crashed")
     live = writer_cls(make_session("live"))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "chunk", "x": nul}\n')
+    bad.write_text('{"record_type": "header", "id": "bad"}\n{"record_type": "chunk", "x": nul}\n')
     missing = tmp_path / "missing.jsonl"
 
     def verify(*paths: Path) -> tuple[int, list[str]]:
-        result = run("verify", *paths)
+        result = run_cli("verify", *paths)
         return result.returncode, result.stdout.splitlines()
 
     assert verify(closed) == (0, [f"{closed}: ok: closed, 3 chunks"])
@@ -258,11 +257,17 @@ def test_verify_exit_codes_and_lines(writer_cls, tmp_path):
     assert verify(crashed) == (
         1,
         [
-            f"{crashed}: crashed: 3 chunks complete, then a torn tail of {len(TORN)} bytes; "
-            "`sessionwal repair` closes it"
+            f"{crashed}: crashed: 3 chunks complete, then a crash tail of {len(TORN)} bytes "
+            "from line 5 (a record cut short); `sessionwal repair` closes it"
         ],
     )
-    assert verify(bad) == (2, [f"{bad}: corrupt: {bad}:2:31: invalid JSON: Expecting value"])
+    assert verify(bad) == (
+        2,
+        [
+            f"{bad}: corrupt: {bad}: a crash tail of 35 bytes from line 2 (a line that is not a "
+            "JSON object) after the last valid record, but a closed session ends with its trailer"
+        ],
+    )
     code, lines = verify(missing)
     assert code == 2 and lines[0].startswith(f"{missing}: unreadable: [Errno 2]")
     code, lines = verify(closed, crashed, live.partial_path, bad)
@@ -280,16 +285,17 @@ def test_verify_judges_backups_by_what_they_copy():
     # `verify ~/.sessionwal/sessions/*.jsonl*` (the README) also names the
     # backups the library makes; none of them is corrupt.
     crashed_session(sessionwal.SessionWriter, "b")
-    assert run("repair", "b").returncode == 0
+    assert run_cli("repair", "b").returncode == 0
     closed_session(sessionwal.SessionWriter, "b", rows=ROWS[:1])  # the repaired one kept as ~1~
     final = sessionwal.session_file("b")
-    result = run("verify", final, f"{final}.~1~", f"{final}.__partial__.bak")
+    result = run_cli("verify", final, f"{final}.~1~", f"{final}.__partial__.bak")
     assert result.stdout.splitlines() == [
         f"{final}: ok: closed, 1 chunk",
         f"{final}.~1~: ok: closed, 3 chunks, recovered by repair; "
         "an earlier session, kept aside when b.jsonl was closed again",
-        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a torn tail of "
-        f"{len(TORN)} bytes; the original bytes `sessionwal repair` kept of b.jsonl.__partial__",
+        f"{final}.__partial__.bak: crashed: 3 chunks complete, then a crash tail of "
+        f"{len(TORN)} bytes from line 5 (a record cut short); the original bytes "
+        "`sessionwal repair` kept of b.jsonl.__partial__",
     ]
     assert result.returncode == 1
 
@@ -298,7 +304,7 @@ def test_verify_rejects_final_files_that_did_not_close(writer_cls):
     unterminated = crashed_session(writer_cls, "u", tail=b"")
     final = unterminated.with_name("u.jsonl")
     unterminated.rename(final)
-    code = run("verify", final)
+    code = run_cli("verify", final)
     assert code.returncode == 2
     assert code.stdout == (
         f"{final}: corrupt: {final}: no trailer, but only a closed session has the final name\n"
@@ -306,7 +312,7 @@ def test_verify_rejects_final_files_that_did_not_close(writer_cls):
     closed = closed_session(writer_cls, "c")
     lines = closed.read_bytes().splitlines(keepends=True)
     closed.write_bytes(b"".join(lines[:1] + lines[2:]))  # drop one chunk: the count is off
-    mismatch = run("verify", closed)
+    mismatch = run_cli("verify", closed)
     assert mismatch.returncode == 2
     assert "the trailer says final_chunk_count=3 but its writer wrote 2 chunk records" in (
         mismatch.stdout
@@ -319,38 +325,41 @@ def test_verify_rejects_final_files_that_did_not_close(writer_cls):
 def test_repair_a_crashed_session(writer_cls):
     partial = crashed_session(writer_cls, "s")
     original = partial.read_bytes()
-    result = run("repair", "s")
+    result = run_cli("repair", "s")
     final = sessionwal.session_file("s")
     assert result.returncode == 0
     assert result.stdout == (
-        f"repaired '{final}': kept 3 chunks, cut a torn tail of {len(TORN)} bytes, "
+        f"repaired '{final}': kept 3 chunks, cut a crash tail of {len(TORN)} bytes "
+        "(a record cut short), "
         f"appended a recovered trailer; original bytes in '{partial}.bak'\n"
     )
     assert Path(f"{partial}.bak").read_bytes() == original
-    assert run("verify", final).stdout == f"{final}: ok: closed, 3 chunks, recovered by repair\n"
-    listed = json.loads(run("ls", "--json").stdout)
+    assert (
+        run_cli("verify", final).stdout == f"{final}: ok: closed, 3 chunks, recovered by repair\n"
+    )
+    listed = json.loads(run_cli("ls", "--json").stdout)
     assert (listed["state"], listed["recovered"]) == ("closed", True)
 
 
 def test_repair_refusals(writer_cls, tmp_path):
     live = writer_cls(make_session("live"))
-    in_flight = run("repair", live.partial_path)
+    in_flight = run_cli("repair", live.partial_path)
     assert in_flight.returncode == 1
     assert in_flight.stderr == (
         f"sessionwal: repair refused: '{live.partial_path}' is in flight: a writer holds its lock\n"
     )
     live.close()
-    not_partial = run("repair", live.path)
+    not_partial = run_cli("repair", live.path)
     assert not_partial.returncode == 2 and "is not a .__partial__ file" in not_partial.stderr
     bad = tmp_path / "bad.jsonl.__partial__"
-    bad.write_text('{"record_type": "header"}\n{"record_type": "nope"}\n')
-    corrupt = run("repair", bad)
+    bad.write_text('{"record_type": "nope"}\n{"record_type": "header"}\n')
+    corrupt = run_cli("repair", bad)
     assert corrupt.returncode == 2
     assert corrupt.stderr == (
         f"sessionwal: repair refused: not repairing a corrupt file: "
-        f"{bad}:2: unknown record_type 'nope'\n"
+        f"{bad}:1: no complete header record\n"
     )
-    assert run("repair", "nobody").returncode == 2
+    assert run_cli("repair", "nobody").returncode == 2
 
 
 # ------------------------------------------------------------------ tail
@@ -358,20 +367,20 @@ def test_repair_refusals(writer_cls, tmp_path):
 
 def test_tail_prints_the_last_chunks(writer_cls, fixed_clock):
     closed_session(writer_cls, "s")
-    result = run("tail", "s", "-n", "1")
+    result = run_cli("tail", "s", "-n", "1")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         f"session s created {FIXED_CREATED_AT.isoformat()}",
         '#2 tool_result: {"output": "ok\\n"}',
         f"trailer: closed {FIXED_CLOSED_AT.isoformat()}, 3 chunks",
     ]
-    none = run("tail", "s", "-n", "0", "--json")
+    none = run_cli("tail", "s", "-n", "0", "--json")
     assert [json.loads(line)["record_type"] for line in none.stdout.splitlines()] == [
         "header",
         "trailer",
     ]
     # Following a closed session ends at once: it is already closed.
-    follow = run("tail", "-f", "s", "--json")
+    follow = run_cli("tail", "-f", "s", "--json")
     assert follow.returncode == 0 and len(follow.stdout.splitlines()) == 5
     assert follow.stderr == "sessionwal: session closed after 3 chunks\n"
 
@@ -407,7 +416,7 @@ def test_tail_follows_a_reopened_id_not_its_earlier_closed_session(writer_cls):
         writer.close()
         assert json.loads(proc.stdout.readline())["final_chunk_count"] == 2
         assert proc.wait(timeout=60) == 0
-    assert run("tail", "again", "--json").stdout.count('"record_type": "chunk"') == 2
+    assert run_cli("tail", "again", "--json").stdout.count('"record_type": "chunk"') == 2
 
 
 def test_tail_stops_when_the_writer_lets_go(writer_cls):
@@ -429,7 +438,7 @@ def test_tail_stops_when_the_writer_lets_go(writer_cls):
 
 def test_tail_timeout(writer_cls):
     writer = writer_cls(make_session("idle"))
-    result = run("tail", "-f", "idle", "--timeout", "0.2", "--poll", "0.05")
+    result = run_cli("tail", "-f", "idle", "--timeout", "0.2", "--poll", "0.05")
     assert result.returncode == 1
     assert result.stderr == "sessionwal: stopped following after 0.2 s; the session is open\n"
     assert result.stdout == f"session idle created {FIXED_CREATED_AT.isoformat()}\n"
@@ -437,7 +446,7 @@ def test_tail_timeout(writer_cls):
 
 
 def test_tail_of_a_missing_session_exits_2():
-    result = run("tail", "-f", "nobody", "--timeout", "1")
+    result = run_cli("tail", "-f", "nobody", "--timeout", "1")
     assert result.returncode == 2 and "no session file for 'nobody'" in result.stderr
 
 

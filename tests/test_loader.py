@@ -1,4 +1,4 @@
-"""The loader: what both writers write reads back, and every format error names path:line."""
+"""The loader: what both writers write reads back; every reader stops at the last valid record."""
 
 from __future__ import annotations
 
@@ -160,95 +160,101 @@ def test_missing_session(tmp_path):
         load_session("../escape")
 
 
-# ------------------------------------------------------------------ format errors
+# ------------------------------------------------------------------ the recovery rule
 
-# (lines, torn tail, expected line, expected column, expected reason)
-ERRORS = {
-    "invalid json": ([HEADER, '{"record_type": "chunk", "index": }'], 2, 35, "invalid JSON: "),
-    "invalid json in an unknown shape": ([HEADER, "{nope"], 2, 2, "invalid JSON: "),
-    "invalid utf-8": ([HEADER, CHUNK[:-3] + '"\udce9"}}'], 2, len(CHUNK) - 1, "invalid UTF-8"),
-    "not an object": ([HEADER, "[1, 2]"], 2, None, "record is an array, not a JSON object"),
-    "a string record": ([HEADER, '"chunk"'], 2, None, "record is a string, not a JSON object"),
-    "chunk before header": ([CHUNK, HEADER], 1, None, "chunk record before the header"),
-    "trailer before header": ([TRAILER], 1, None, "trailer record before the header"),
-    "header of another session": (
-        [HEADER, CHUNK, json.dumps(sessionwal.build_header(make_session("other")))],
-        3,
-        None,
-        "header for another session id 'other' (the header is line 1)",
-    ),
+OTHER_HEADER = json.dumps(sessionwal.build_header(make_session("other")))
+
+# (lines, how many of them are the valid log, the kind of what follows): the
+# log ends at the first line that is not a valid record in sequence.
+TAILS = {
+    "invalid json": ([HEADER, '{"record_type": "chunk", "index": }'], 1, "garbage"),
+    "invalid json in an unknown shape": ([HEADER, "{nope"], 1, "garbage"),
+    "invalid utf-8": ([HEADER, CHUNK[:-3] + '"\udce9"}}'], 1, "garbage"),
+    "not an object": ([HEADER, "[1, 2]"], 1, "garbage"),
+    "a string record": ([HEADER, '"chunk"'], 1, "garbage"),
+    "chunk before header": ([CHUNK, HEADER], 0, "out of sequence"),
+    "trailer before header": ([TRAILER], 0, "out of sequence"),
+    "header of another session": ([HEADER, CHUNK, OTHER_HEADER, CHUNK], 2, "out of sequence"),
     "unknown record_type": (
         [HEADER, '{"record_type": "checkpoint", "index": 0}'],
-        2,
-        None,
-        "unknown record_type 'checkpoint'",
+        1,
+        "unrecognized record",
     ),
-    "no record_type": ([HEADER, '{"index": 0}'], 2, None, "record has no record_type"),
-    "record after the trailer": (
-        [HEADER, CHUNK, TRAILER, CHUNK],
-        4,
-        None,
-        "record after the trailer (line 3)",
-    ),
-    "empty file": ([], 1, None, "no complete header record"),
+    "no record_type": ([HEADER, '{"index": 0}'], 1, "unrecognized record"),
+    "record after the trailer": ([HEADER, CHUNK, TRAILER, CHUNK], 3, "out of sequence"),
+    "reopened after the trailer": ([HEADER, CHUNK, TRAILER, HEADER, CHUNK], 5, None),
+    "valid records after garbage": ([HEADER, CHUNK, "junk", CHUNK, TRAILER], 2, "garbage"),
+    "NUL run then records": ([HEADER, CHUNK, "\0" * 5000 + CHUNK, CHUNK], 2, "hole"),
+    "empty file": ([], 0, None),
 }
 
 
-def corrupt_file(tmp_path: Path, case: str) -> tuple[Path, int, int | None, str]:
-    lines, line, column, reason = ERRORS[case]
-    path = tmp_path / "bad.jsonl"
-    data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
-    path.write_bytes(data)
-    return path, line, column, reason
+def tailed_file(tmp_path: Path, case: str) -> tuple[Path, int, str | None]:
+    """The case as a crashed partial file; returns (path, bytes of its valid log, tail kind)."""
+    lines, kept, kind = TAILS[case]
+    path = tmp_path / "bad.jsonl.__partial__"
+    encoded = [(line + "\n").encode("utf-8", "surrogateescape") for line in lines]
+    path.write_bytes(b"".join(encoded))
+    return path, sum(map(len, encoded[:kept])), kind
 
 
-@pytest.mark.parametrize("case", sorted(ERRORS))
-def test_format_errors_name_path_line_and_column(tmp_path, case):
-    path, line, column, reason = corrupt_file(tmp_path, case)
-    with pytest.raises(SessionFormatError) as info:
+@pytest.mark.parametrize("case", sorted(TAILS))
+def test_readers_stop_at_the_last_valid_record(tmp_path, case):
+    path, log_bytes, kind = tailed_file(tmp_path, case)
+    lines, kept, _ = TAILS[case]
+    size = path.stat().st_size
+    if kept == 0:
+        # No header in the log: nothing to load, and the error says so at line 1.
+        with pytest.raises(
+            SessionFormatError, match=r"bad\.jsonl\.__partial__:1: no complete header"
+        ):
+            load_session(path=path)
+        assert summarize(path).header == {}
+        return
+    loaded = load_session(path=path)
+    expected_chunks = sum(1 for line in lines[:kept] if line == CHUNK)
+    assert (len(loaded.chunks), loaded.torn_bytes, loaded.tail) == (
+        expected_chunks,
+        size - log_bytes,
+        kind,
+    )
+    assert loaded.tail_line == (kept + 1 if kind else None)
+    assert len(list(iter_records(path))) == kept
+    # The native summary (ls, verify) finds the same end.
+    summary = summarize(path)
+    assert (summary.chunk_count, summary.torn_bytes, summary.tail, summary.tail_line) == (
+        expected_chunks,
+        size - log_bytes,
+        kind,
+        kept + 1 if kind else None,
+    )
+    assert (loaded.trailer, summary.trailer) == (None, None) or lines[kept - 1] == TRAILER
+
+
+def test_a_line_longer_than_the_maximum_is_an_error_not_a_tail(tmp_path, monkeypatch):
+    long = '{"record_type": "chunk", "payload": "' + "x" * 400 + '"}'
+    path = write_lines(tmp_path / "s.jsonl.__partial__", HEADER, CHUNK, long, CHUNK)
+    with pytest.raises(
+        SessionFormatError, match=r"s\.jsonl\.__partial__:3: line is longer than 300"
+    ):
+        sessionwal.records.valid_log(path, max_line=300)
+    # Within the maximum it is a record.
+    assert sessionwal.records.valid_log(path, max_line=439).chunks == 3
+    # Every reader takes the limit from the environment, and says the same.
+    monkeypatch.setenv("SESSIONWAL_MAX_LINE_BYTES", "300")
+    with pytest.raises(SessionFormatError, match=r":3: line is longer than 300 bytes"):
         load_session(path=path)
-    error = info.value
-    assert isinstance(error, PersistenceError) and isinstance(error, RuntimeError)
-    assert (error.path, error.line, error.column) == (path, line, column)
-    where = f"{path}:{line}" if column is None else f"{path}:{line}:{column}"
-    assert str(error).startswith(f"{where}: {reason}")
-    assert error.reason.startswith(reason)
+    verdict = sessionwal.files.state_of(path)
+    assert verdict.state is sessionwal.SessionState.CORRUPT and verdict.exit_code == 2
+    # A NUL in it makes it a crash tail: no record holds one.
+    path.write_bytes(path.read_bytes().replace(b"xxxx", b"x\0xx", 1))
+    assert load_session(path=path).tail == "hole"
 
 
-@pytest.mark.parametrize("case", sorted(ERRORS))
-def test_the_native_summary_reports_the_same_errors(tmp_path, case):
-    path, *_ = corrupt_file(tmp_path, case)
-    with pytest.raises(SessionFormatError) as loaded:
-        load_session(path=path)
-    with pytest.raises(SessionFormatError) as validated:
-        summarize(path, validate=True)
-    assert str(validated.value) == str(loaded.value)
-    if case not in ("invalid json", "invalid utf-8"):
-        # Every error outside a chunk line's payload is found without validation too.
-        with pytest.raises(SessionFormatError) as scanned:
-            summarize(path)
-        assert str(scanned.value) == str(loaded.value)
-
-
-def test_without_validation_a_chunk_payload_is_not_parsed(tmp_path):
-    path, *_ = corrupt_file(tmp_path, "invalid json")
-    assert summarize(path).chunk_count == 1
-
-
-def test_only_the_first_error_is_reported(tmp_path):
-    path = write_lines(tmp_path / "s.jsonl", HEADER, "[]", "{bad", CHUNK, HEADER)
-    for read in (lambda: load_session(path=path), lambda: summarize(path, validate=True)):
-        with pytest.raises(SessionFormatError, match=r"s\.jsonl:2: record is an array"):
-            read()
-
-
-def test_iter_records_yields_until_the_bad_line(tmp_path):
-    path = write_lines(tmp_path / "s.jsonl", HEADER, CHUNK, "{bad")
-    records = iter_records(path)
-    assert next(records)["record_type"] == "header"
-    assert next(records)["record_type"] == "chunk"
-    with pytest.raises(SessionFormatError, match=r":3:2: invalid JSON"):
-        next(records)
+def test_a_corrupt_chunk_payload_ends_the_log_for_every_reader(tmp_path):
+    # Every line is checked natively, so ls sees what load_session sees.
+    path, *_ = tailed_file(tmp_path, "invalid json")
+    assert summarize(path).chunk_count == len(load_session(path=path).chunks) == 0
 
 
 def test_reopened_abandoned_session_reads_as_one_session(writer_cls, tmp_path):
@@ -302,8 +308,8 @@ def test_list_sessions_skips_unreadable_files_with_a_warning(tmp_path, caplog):
     assert [i.path.name for i in infos] == ["session-1.jsonl"]
     messages = sorted(r.getMessage() for r in caplog.records)
     assert messages == [
-        f"skipping session file {tmp_path / 'bad.jsonl'}: {tmp_path / 'bad.jsonl'}:2: "
-        "record is an array, not a JSON object",
+        f"skipping session file {tmp_path / 'bad.jsonl'}: {tmp_path / 'bad.jsonl'}: "
+        "the header's session id 's' does not match the file name (which names 'bad')",
         f"skipping session file {tmp_path / 's.jsonl'}: "
         f"{tmp_path / 's.jsonl'}: no trailer, but only a closed session has the final name",
     ]

@@ -82,7 +82,7 @@ def test_readers_of_a_live_session_never_touch_its_lock(writer_cls, monkeypatch)
         # From here on, every flock attempt in the package is a reader's.
         monkeypatch.setattr(files, "_try_lock", lambda fd: probes.append(fd) or real_try_lock(fd))
         assert files.writer_holds_lock(writer.partial_path)
-        assert files.state_of(writer.partial_path, validate=True).state == "in_flight"
+        assert files.state_of(writer.partial_path).state == "in_flight"
         assert [info.state for info in sessionwal.list_sessions()] == ["in_flight"]
         assert sessionwal.load_session("s").verdict().state == "in_flight"
         with open(writer.partial_path, "rb") as reader:

@@ -273,12 +273,14 @@ def test_a_file_cut_and_regrown_past_the_shipped_offset_gets_a_new_generation(
     sessions = tmp_path / "sessions"
     sessions.mkdir()
     partial = sessions / "cut.jsonl.__partial__"
-    partial.write_bytes(b'{"record_type": "header", "id": "cut"}\n' + b'{"n": 1}\n' * 40)
+    header = b'{"record_type": "header", "id": "cut"}\n'
+    partial.write_bytes(header + b'{"record_type": "chunk", "n": 1}\n' * 40)
     replicator = Replicator(store_url, sessions)
     assert replicator.run_pass().ok
     shipped = partial.stat().st_size
-    # A power loss kept the first 100 bytes; the writer reopened and wrote past the old end.
-    regrown = partial.read_bytes()[:100] + b"\n" + b'{"n": 2}\n' * 60
+    # A power loss kept the first records; the writer reopened and wrote past the old end.
+    regrown = header + b'{"record_type": "chunk", "n": 1}\n' * 2
+    regrown += b'{"record_type": "chunk", "n": 2}\n' * 60
     assert len(regrown) > shipped
     partial.write_bytes(regrown)
     assert replicator.run_pass().ok
@@ -292,10 +294,14 @@ def test_a_replaced_file_of_the_same_size_is_told_apart_by_its_bytes(
     sessions = tmp_path / "sessions"
     sessions.mkdir()
     partial = sessions / "same.jsonl.__partial__"
-    partial.write_bytes(b'{"record_type": "header", "id": "same"}\n{"v": "aaaa"}\n')
+    partial.write_bytes(
+        b'{"record_type": "header", "id": "same"}\n{"record_type": "chunk", "v": "aaaa"}\n'
+    )
     replicator = Replicator(store_url, sessions)
     assert replicator.run_pass().ok
-    partial.write_bytes(b'{"record_type": "header", "id": "same"}\n{"v": "bbbb"}\n')
+    partial.write_bytes(
+        b'{"record_type": "header", "id": "same"}\n{"record_type": "chunk", "v": "bbbb"}\n'
+    )
     # Same size, and a fresh replicator that knows only the listing.
     assert Replicator(store_url, sessions).run_pass().ok
     assert sorted(layout(store_url)["same"]) == [1, 2]
@@ -581,3 +587,33 @@ def test_a_link_at_a_session_name_is_refused_and_named(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr
     assert "not shipped: 1 session(s): planted; cannot read:" in run.stderr
     assert sorted(layout(url)) == ["real"]  # the others still went
+
+
+def test_a_power_loss_hole_is_never_shipped_and_the_reopened_session_continues(
+    store_url: str, tmp_path: Path
+) -> None:
+    # What a power cut can leave (docs/durability.md, "After power loss"):
+    # durable records, a NUL run where data never landed, then later records.
+    sessions = tmp_path / "sessions"
+    writer = open_writer(sessions, "p", 3)
+    writer.abandon()
+    partial = sessions / "p.jsonl.__partial__"
+    durable = partial.read_bytes()
+    replicator = Replicator(store_url, sessions)
+    assert replicator.run_pass().ok  # header + 3 chunks shipped
+    later = open_writer(tmp_path / "elsewhere", "p", 2, first=7)
+    later.abandon()
+    beyond = (tmp_path / "elsewhere" / "p.jsonl.__partial__").read_bytes().split(b"\n", 1)[1]
+    with open(partial, "ab") as f:
+        f.write(b"\0" * 5000 + beyond)
+    assert replicator.run_pass().ok
+    assert restored_bytes(store_url, tmp_path / "r1") == {"p.jsonl.__partial__": durable}
+
+    # The runtime resumes: the reopen cuts the crash tail, appends, closes.
+    resumed = open_writer(sessions, "p", 2, first=3)
+    resumed.close()
+    assert replicator.run_pass().ok
+    got = restored_bytes(store_url, tmp_path / "r2")
+    assert got == {"p.jsonl": (sessions / "p.jsonl").read_bytes()}
+    assert got["p.jsonl"].startswith(durable) and b"\0" not in got["p.jsonl"]
+    assert_no_gap_no_duplicate(store_url)

@@ -83,12 +83,12 @@ def test_hooks_naming_one_file_for_both_leave_it_in_place(writer_cls, tmp_path):
         session_file = staticmethod(lambda sid: tmp_path / f"{sid}.log")
         session_partial_file = staticmethod(lambda sid: tmp_path / f"{sid}.log")
 
-    for n in range(2):
+    for n in range(3):
         with InPlace(make_session("s")) as writer:
             writer.write_chunk(n, ChunkRow("user", {"n": n}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.log"]
     records = [json.loads(line) for line in (tmp_path / "s.log").read_text().splitlines()]
-    assert [r["record_type"] for r in records] == ["header", "chunk", "trailer"] * 2
+    assert [r["record_type"] for r in records] == ["header", "chunk", "trailer"] * 3
 
 
 async def _close_in_place_async(directory: Path) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "drain_io",
     "encode_record",
     "io_threads",
+    "recover",
     "scan",
     "set_io_threads",
 ]
@@ -130,11 +131,25 @@ def scan(
     validate: bool = False,
     max_line: int = ...,
     on_event: Callable[[int, str, bytes], object] | None = None,
+    end: int | None = None,
 ) -> dict[str, Any]:
-    """Scans a session file (a path, read without the GIL) or its bytes.
+    """Scans a session file (a path, read without the GIL) or its bytes; only its first
+    ``end`` bytes when given (the valid log :func:`recover` found).
 
     Keys: ``size``, ``complete_len``, ``lines``, ``chunks`` (ints); ``events``,
     ``[(line, kind, text)]`` for every complete line that is not a chunk line;
     ``invalid``, ``None`` or ``(line, byte_column, reason, text)`` for the
     first line that is not one JSON object (only with ``validate=True``).
+    """
+
+def recover(source: bytes | int | str | PathLike[str], *, max_line: int = ...) -> dict[str, Any]:
+    """The recovery rule: where the valid log of a session file (a path, or an open
+    descriptor read from its start without moving its offset, without the GIL; or its
+    bytes) ends, and what follows it.
+
+    Keys: ``end``, ``size``, ``records``, ``chunks`` (ints), ``trailer_at`` (int or ``None``),
+    ``tail`` (``None`` or its kind: ``"zeros"``, ``"hole"``, ``"torn"``, ``"garbage"``,
+    ``"unrecognized record"``, ``"out of sequence"``), ``line_too_long`` (``None`` or
+    ``(line, offset, length, max_line)``: the line after the valid log may be a record
+    longer than ``max_line``; ``size``, ``chunks`` and ``tail`` are then ``None``).
     """

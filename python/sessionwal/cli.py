@@ -156,6 +156,7 @@ def _info_json(info: SessionInfo) -> dict[str, Any]:
         "closed": info.closed,
         "size": info.size,
         "torn_bytes": info.torn_bytes,
+        "tail": info.tail,
         "recovered": info.recovered,
     }
 
@@ -263,7 +264,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if session.trailer is not None:
         out.write(_describe("trailer", session.trailer) + "\n")
     if session.torn_bytes:
-        out.write(f"torn tail: {session.torn_bytes} bytes after the last complete record\n")
+        tail = records.describe_tail(session.torn_bytes, session.tail, session.tail_line)
+        out.write(f"{tail}, after the last valid record\n")
     return verdict.exit_code if verdict.state is SessionState.CORRUPT else EXIT_OK
 
 
@@ -313,6 +315,8 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_ERROR
     if follower.outcome == "crashed":
         err.write(f"sessionwal: the writer let go of '{path}' without closing it\n")
+        if follower.tail is not None:
+            err.write(f"sessionwal: its log ends with {follower.tail.describe_tail()}\n")
     else:
         err.write(f"sessionwal: stopped following after {args.timeout} s; the session is open\n")
     return EXIT_NOT_CLOSED
@@ -324,7 +328,7 @@ def cmd_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     code = EXIT_OK
     for target in args.paths:
-        verdict = files.state_of(target, validate=True)
+        verdict = files.state_of(target)
         out.write(f"{verdict}\n")
         code = max(code, verdict.exit_code)
     return code
@@ -337,7 +341,9 @@ def cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except RepairRefused as exc:
         code = EXIT_NOT_CLOSED if exc.in_flight else EXIT_ERROR
         raise _Failure(f"repair refused: {exc}", code) from None
-    torn = f"cut a torn tail of {result.torn_bytes} bytes, " if result.torn_bytes else ""
+    torn = ""
+    if result.torn_bytes:
+        torn = f"cut {records.describe_tail(result.torn_bytes, result.tail, None)}, "
     trailer = "appended a recovered trailer" if result.trailer_added else "kept its trailer"
     out.write(
         f"repaired '{result.path}': kept {_plural(result.chunk_count, 'chunk')}, {torn}{trailer}; "

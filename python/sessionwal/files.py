@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sessionwal.errors import InsecureDirectoryWarning, PersistenceError, SessionFormatError
-from sessionwal.records import FileSummary
+from sessionwal.records import FileSummary, describe_tail
 from sessionwal.scan import summarize
 
 __all__ = [
@@ -591,9 +591,11 @@ class SessionState(enum.StrEnum):
     CLOSED = "closed"
     #: A partial file a writer holds the lock on.
     IN_FLIGHT = "in_flight"
-    #: A partial file nobody holds: its writer died or abandoned it.
+    #: A partial file nobody holds: its writer died or abandoned it. Its log
+    #: ends at the last valid record; anything after is its crash tail.
     CRASHED = "crashed"
-    #: The records break the format, or a final name holds what no clean close writes.
+    #: A final name holds what no clean close writes (a crash tail, no
+    #: trailer, a wrong chunk count), or a line is longer than the maximum.
     CORRUPT = "corrupt"
     #: It could not be read at all.
     UNREADABLE = "unreadable"
@@ -619,19 +621,30 @@ _EXIT_CODES = {
 
 
 def closed_problem(
-    trailer: dict[str, Any] | None, torn_bytes: int, segment_chunk_count: int
+    trailer: dict[str, Any] | None,
+    torn_bytes: int,
+    segment_chunk_count: int,
+    tail: str | None = None,
+    tail_line: int | None = None,
 ) -> str | None:
     """Why a file under its final name is not a cleanly closed session, if it is not.
 
-    A closed file ends with a trailer whose ``final_chunk_count`` (when
-    present) equals the chunks its writer wrote since the last header: a
-    mismatch means records were lost or added after the close, so the file
-    is corrupt, for every command.
+    A closed file's valid log (the recovery rule, :func:`sessionwal.records.valid_log`)
+    ends with a trailer and is the whole file: a close makes everything durable
+    before the rename, so a crash tail under the final name is damage, not a
+    crash in progress. The trailer's ``final_chunk_count`` (when present)
+    equals the chunks its writer wrote since the last header: a mismatch means
+    records were lost or added after the close. Either way the file is
+    corrupt, for every command.
     """
+    if torn_bytes:
+        after = "the trailer" if trailer is not None else "the last valid record"
+        return (
+            f"{describe_tail(torn_bytes, tail, tail_line)} after {after}, "
+            "but a closed session ends with its trailer"
+        )
     if trailer is None:
         return "no trailer, but only a closed session has the final name"
-    if torn_bytes:
-        return f"{torn_bytes} bytes without a newline after the trailer"
     count = trailer.get("final_chunk_count", segment_chunk_count)
     if count != segment_chunk_count:
         return (
@@ -681,7 +694,8 @@ def judge(
     path = summary.path
     chunks = _plural(summary.chunk_count, "chunk")
     header_id = summary.header.get("id")
-    if header_id != session_id_of(path):
+    # (No header in the valid log: a crash before the header landed, judged below.)
+    if summary.header and header_id != session_id_of(path):
         # A file planted under another session's name must not pass as it.
         error = PersistenceError(
             f"{path}: the header's session id {header_id!r} does not match the file name "
@@ -699,10 +713,15 @@ def judge(
             return Verdict(
                 path, SessionState.IN_FLIGHT, f"{chunks} so far; a writer holds the lock", summary
             )
-        if summary.trailer is not None and not summary.torn_bytes:
+        if not summary.header:
+            detail = "no complete header record"
+            if summary.torn_bytes:
+                detail += f", then {_tail(summary)}"
+            return Verdict(path, SessionState.CRASHED, f"{detail}; nothing to repair", summary)
+        if summary.torn_bytes:
+            detail = f"{chunks} complete, then {_tail(summary)}"
+        elif summary.trailer is not None:
             detail = f"{chunks} and a trailer, but the rename to the final name never happened"
-        elif summary.torn_bytes:
-            detail = f"{chunks} complete, then a torn tail of {summary.torn_bytes} bytes"
         else:
             detail = f"{chunks} complete, no trailer"
         if repair_backup:
@@ -710,7 +729,13 @@ def judge(
         else:
             detail += "; `sessionwal repair` closes it"
         return Verdict(path, SessionState.CRASHED, detail, summary)
-    problem = closed_problem(summary.trailer, summary.torn_bytes, summary.segment_chunk_count)
+    problem = closed_problem(
+        summary.trailer,
+        summary.torn_bytes,
+        summary.segment_chunk_count,
+        summary.tail,
+        summary.tail_line,
+    )
     if problem is not None:
         error = PersistenceError(f"{path}: {problem}")
         return Verdict(path, SessionState.CORRUPT, str(error), summary, error)
@@ -721,15 +746,17 @@ def judge(
     return Verdict(path, SessionState.CLOSED, f"closed, {chunks}{recovered}{earlier}", summary)
 
 
-def state_of(
-    path: Path | str, *, validate: bool = False, listed: frozenset[int] | None = None
-) -> Verdict:
-    """Scans ``path`` and judges it. ``validate`` checks every chunk's JSON too
-    (``verify``); without it chunk payloads are counted, not parsed (``ls``).
-    ``listed``: a :func:`locked_inodes` snapshot shared by a listing."""
+def _tail(summary: FileSummary) -> str:
+    return describe_tail(summary.torn_bytes, summary.tail, summary.tail_line)
+
+
+def state_of(path: Path | str, *, listed: frozenset[int] | None = None) -> Verdict:
+    """Applies the recovery rule to ``path`` and judges it. Every line of the valid
+    log is checked as JSON natively; only the header and trailer are parsed in
+    Python. ``listed``: a :func:`locked_inodes` snapshot shared by a listing."""
     path = Path(path)
     try:
-        summary = summarize(path, validate=validate)
+        summary = summarize(path)
     except SessionFormatError as exc:
         return Verdict(path, SessionState.CORRUPT, str(exc), error=exc)
     except (OSError, PersistenceError) as exc:

@@ -3,7 +3,9 @@
 A :class:`Follower` keeps one descriptor on the session file, so it reads the
 same file through the rename that closes it. It polls: :meth:`Follower.read`
 returns the complete records that arrived since the last call (checked with
-the loader's rules), :meth:`Follower.wait` sleeps when there were none and
+the loader's rules; a line that breaks them is handed to the recovery rule,
+and past the valid log it is the crash tail: reading stops there, see
+:attr:`Follower.tail`), :meth:`Follower.wait` sleeps when there were none and
 decides when to stop:
 
 - ``"closed"``: the trailer was read and the file has its final name (the
@@ -27,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from sessionwal import files
-from sessionwal.records import Structure, line_too_long, max_line_bytes, parse_line
+from sessionwal.errors import SessionFormatError
+from sessionwal.records import (
+    Structure,
+    ValidLog,
+    line_too_long,
+    max_line_bytes,
+    parse_line,
+    valid_log,
+)
 
 __all__ = ["Follower"]
 
@@ -60,6 +70,11 @@ class Follower:
         #: the line limit the pieces are dropped and only the length counts.
         self._pieces: list[bytes] = []
         self._pending_len = 0
+        #: Bytes of the complete records read so far.
+        self._offset = 0
+        #: The valid log, once reading reached a crash tail after it (a crashed
+        #: session: torn or garbage lines, NUL bytes left by power loss).
+        self.tail: ValidLog | None = None
         self._trailer: dict[str, Any] | None = None
         #: Why a closed session is corrupt (outcome "corrupt"), else None.
         self.problem: str | None = None
@@ -88,12 +103,16 @@ class Follower:
     def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(record_type, record)`` for each complete record that arrived, as it is read.
 
-        Ends when a read finds no more bytes: one pass over what is there.
+        Ends when a read finds no more bytes: one pass over what is there. Stops
+        for good at a crash tail (see :attr:`tail`).
         """
-        while data := os.read(self._fd, _READ_SIZE):
+        while self.tail is None and (data := os.read(self._fd, _READ_SIZE)):
             start = 0
             while (end := data.find(b"\n", start)) >= 0:
                 if self._pending_len + end - start > self._max_line:
+                    # The rule decides: a crash tail (a NUL in it), or an error.
+                    if self._at_crash_tail():
+                        return
                     raise line_too_long(self.path, self._line + 1, self._max_line)
                 self._pieces.append(data[start:end])
                 raw = b"".join(self._pieces)
@@ -101,17 +120,38 @@ class Follower:
                 self._pending_len = 0
                 start = end + 1
                 self._line += 1
-                record = parse_line(self.path, self._line, raw)
+                try:
+                    record = parse_line(self.path, self._line, raw)
+                    record_type = self._structure.feed(self._line, record)
+                except SessionFormatError:
+                    if self._at_crash_tail():
+                        return
+                    raise
+                self._offset += len(raw) + 1
                 self._gone_since = None
-                record_type = self._structure.feed(self._line, record)
                 if record_type == "trailer":
                     self._trailer = record
+                elif record_type == "header":
+                    self._trailer = None  # a reopen after a trailer
                 yield record_type, record
+            # No record holds a NUL byte: a NUL run is power-loss damage, not a
+            # line still arriving (and may be any size): ask the rule.
+            if data.find(b"\0", start) >= 0 and self._at_crash_tail():
+                return
             self._pending_len += len(data) - start
             if self._pending_len <= self._max_line:
                 self._pieces.append(data[start:])
             else:
                 self._pieces.clear()
+
+    def _at_crash_tail(self) -> bool:
+        """Asks the recovery rule whether what we are reading is past the valid log:
+        then it is the crash tail, and following stops there."""
+        log = valid_log(self.path, self._fd)
+        if self._offset < log.end:
+            return False
+        self.tail = log
+        return True
 
     def read(self) -> list[tuple[str, dict[str, Any]]]:
         """:meth:`records` as a list."""
@@ -122,8 +162,13 @@ class Follower:
         (see :attr:`outcome`), else sleep one poll interval and return True."""
         trailer_seen = self._structure.trailer_line is not None
         if trailer_seen and self._has_final_name():
+            tail_bytes = self.tail.tail_bytes if self.tail else self._pending_len
             problem = files.closed_problem(
-                self._trailer, self._pending_len, self._structure.segment_chunks
+                self._trailer,
+                tail_bytes,
+                self._structure.segment_chunks,
+                self.tail.tail if self.tail else None,
+                self.tail.tail_line if self.tail else None,
             )
             self.outcome = "closed" if problem is None else "corrupt"
             self.problem = problem

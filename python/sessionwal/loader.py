@@ -1,11 +1,15 @@
 """Reading sessions back: load one, stream its records, list, delete and prune.
 
-``load_session`` and ``iter_records`` parse every record with ``json.loads``;
-``list_sessions`` uses the native scanner (see :mod:`sessionwal.scan`), which
-parses only each file's header and trailer. Both apply the same rules (see
-:mod:`sessionwal.records`): a torn last line is skipped, anything else out of
-shape raises :class:`SessionFormatError` (a :class:`PersistenceError`) naming
-``path:line[:column]``.
+All of them read a file's *valid log*, as the recovery rule finds it (see
+:mod:`sessionwal.records`): the records up to the last complete, valid one
+in sequence. What follows (a torn line, NUL bytes left by power loss,
+garbage) is the crash tail: skipped and reported (``torn_bytes``, ``tail``),
+never parsed. ``load_session`` and ``iter_records`` parse every record of
+the log with ``json.loads``; ``list_sessions`` uses the native scanner (see
+:mod:`sessionwal.scan`), which parses only each file's header and trailer.
+A file whose log has no header, or a line longer than the readers' maximum,
+raises :class:`SessionFormatError` (a :class:`PersistenceError`) naming
+``path:line``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from sessionwal import files
 from sessionwal.errors import PersistenceError, SessionFormatError
 from sessionwal.files import SessionState
 from sessionwal.model import ChunkKind, ChunkRow
-from sessionwal.records import FileSummary, Structure, iter_lines, parse_line
+from sessionwal.records import (
+    FileSummary,
+    Structure,
+    ValidLog,
+    iter_lines,
+    parse_line,
+    valid_log,
+)
 
 __all__ = [
     "PersistedSession",
@@ -56,7 +67,7 @@ class PersistedSession:
     closed: bool
     #: Each chunk record's ``index``, in file order.
     chunk_indices: tuple[Any, ...] = ()
-    #: Bytes after the last newline, skipped as a torn record.
+    #: Bytes of the crash tail, after the valid log: skipped.
     torn_bytes: int = 0
 
     @property
@@ -65,6 +76,10 @@ class PersistedSession:
 
     #: Chunk records since the last header (what the trailer counts).
     segment_chunk_count: int = 0
+    #: The crash tail's kind (see :data:`sessionwal.records.TAIL_KINDS`), or None.
+    tail: str | None = None
+    #: The line the crash tail starts on, or None.
+    tail_line: int | None = None
 
     @property
     def partial(self) -> bool:
@@ -85,6 +100,8 @@ class PersistedSession:
             trailer=self.trailer,
             chunk_count=len(self.chunks),
             segment_chunk_count=self.segment_chunk_count,
+            tail=self.tail,
+            tail_line=self.tail_line,
         )
 
     def verdict(self) -> files.Verdict:
@@ -93,26 +110,32 @@ class PersistedSession:
         return files.judge(self.summary())
 
 
-def _records(
-    path: Path, file: IO[bytes], torn: list[int] | None = None
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    structure = Structure(path)
-    for line, raw in iter_lines(file, torn, path=path):
-        record = parse_line(path, line, raw)
-        yield structure.feed(line, record), record
-    structure.finish()
+def _records(path: Path, file: IO[bytes]) -> tuple[ValidLog, Iterator[tuple[str, dict[str, Any]]]]:
+    """The valid log of the open ``file`` and an iterator over its records (the
+    tail is never read). Raises at the end when the log has no header."""
+    log = valid_log(path, file.fileno())
+
+    def records() -> Iterator[tuple[str, dict[str, Any]]]:
+        structure = Structure(path)
+        for line, raw in iter_lines(file, path=path, end=log.end):
+            record = parse_line(path, line, raw)
+            yield structure.feed(line, record), record
+        structure.finish()
+
+    return log, records()
 
 
 def iter_records(path: Path | str) -> Iterator[dict[str, Any]]:
-    """Streams the records of the file at ``path``, one line in memory at a time.
+    """Streams the records of the file at ``path``'s valid log, one line in memory at a time.
 
-    Yields the header, the chunks and the trailer as dicts, checking the same
-    rules as :func:`load_session` as it goes (an error is raised when its
-    line is reached); a torn last line is skipped.
+    Yields the header, the chunks and the trailer as dicts; the crash tail
+    after the log is skipped. Raises :class:`SessionFormatError` like
+    :func:`load_session`.
     """
     path = Path(path)
     with files.open_regular(path) as file:
-        for _record_type, record in _records(path, file):
+        _log, records = _records(path, file)
+        for _record_type, record in records:
             yield record
 
 
@@ -131,21 +154,22 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
 
     The final file (``<id>.jsonl``) is read when it exists, else the
     ``__partial__`` file beside it (a session in flight, abandoned or
-    crashed). Raises ``FileNotFoundError`` when neither exists and
-    :class:`SessionFormatError` for invalid JSON, a record that is not an
-    object, a record without or with an unknown ``record_type``, a chunk or
-    trailer before the header, a header for another session id, a record after the
-    trailer, or a file without a complete header.
+    crashed). Only the valid log is read (the recovery rule: records up to
+    the last complete, valid one in sequence); a crash tail after it is
+    skipped and reported as ``torn_bytes`` and ``tail``. Raises
+    ``FileNotFoundError`` when neither file exists and
+    :class:`SessionFormatError` when the log has no complete header, or a
+    line is longer than the readers' maximum.
     """
     found, file = files.open_first(files.candidates(session_id, path=path))
     header: dict[str, Any] = {}
     trailer: dict[str, Any] | None = None
     chunks: list[ChunkRow] = []
     indices: list[Any] = []
-    torn: list[int] = []
     segment_chunks = 0
     with file:
-        for record_type, record in _records(found, file, torn):
+        log, records = _records(found, file)
+        for record_type, record in records:
             if record_type == "chunk":
                 chunks.append(_chunk_row(record))
                 indices.append(record.get("index"))
@@ -153,6 +177,7 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
             elif record_type == "header":
                 header = header or record
                 segment_chunks = 0
+                trailer = None  # a reopen after a trailer: not closed any more
             else:
                 trailer = record
     partial = files.is_partial(found)
@@ -163,8 +188,10 @@ def load_session(session_id: object = None, *, path: Path | str | None = None) -
         trailer=trailer,
         closed=trailer is not None and not partial,
         chunk_indices=tuple(indices),
-        torn_bytes=sum(torn),
+        torn_bytes=log.tail_bytes,
         segment_chunk_count=segment_chunks,
+        tail=log.tail,
+        tail_line=log.tail_line,
     )
 
 
@@ -190,10 +217,12 @@ class SessionInfo:
     #: ``__partial__`` file nobody holds: abandoned, or its process died);
     #: equal to the strings "closed", "in_flight", "crashed".
     state: SessionState
-    #: Bytes after the last newline.
+    #: Bytes of the crash tail, after the valid log.
     torn_bytes: int = 0
     #: Closed by ``sessionwal repair`` rather than by its writer.
     recovered: bool = False
+    #: The crash tail's kind (see :data:`sessionwal.records.TAIL_KINDS`), or None.
+    tail: str | None = None
 
 
 def _created_at(path: Path, header: dict[str, Any]) -> datetime:
@@ -221,6 +250,8 @@ def session_info(path: Path | str, *, listed: frozenset[int] | None = None) -> S
         assert verdict.error is not None
         raise verdict.error
     summary = verdict.summary
+    if not summary.header:
+        raise SessionFormatError(summary.path, 1, f"no complete header record: {verdict.detail}")
     session_id = summary.header.get("id")
     return SessionInfo(
         id=session_id if isinstance(session_id, str) else files.session_id_of(summary.path),
@@ -232,6 +263,7 @@ def session_info(path: Path | str, *, listed: frozenset[int] | None = None) -> S
         state=verdict.state,
         torn_bytes=summary.torn_bytes,
         recovered=summary.recovered,
+        tail=summary.tail,
     )
 
 

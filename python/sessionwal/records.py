@@ -1,10 +1,21 @@
 """The record format, both directions: what a writer writes and what a reader accepts.
 
 A session file is JSONL: the header record on line 1, then chunk records,
-then optionally one trailer as the last record. A final line without its
-``\\n`` is a torn tail (a write cut short by a crash) and is not a record.
-Every other departure is a :class:`~sessionwal.errors.SessionFormatError`
-naming ``path:line`` (and the column, for JSON syntax errors).
+then optionally one trailer as the last record.
+
+**The recovery rule** (one rule for every reader and the writer's reopen,
+decided natively by ``sessionwal._native.recover``, asked through
+:func:`valid_log`): the log of a file ends at its last complete, valid record
+in sequence. Valid: a whole line that is a JSON object with a known
+``record_type``; in sequence: a header first, then chunks, a further header
+only for the same id (a reopen), a trailer ends a segment and only such a
+header may follow it. Everything after is the
+*crash tail* (a torn line, a run of NUL bytes where the size was extended
+over data that never landed, garbage, and valid-looking records beyond
+those): readers skip it, ``repair`` and a reopening writer cut it. A line
+longer than :func:`max_line_bytes` where the log would continue is a
+:class:`~sessionwal.errors.SessionFormatError` naming ``path:line``, never a
+tail: it may be a record.
 
 Writing: the builders are the drop-in hooks (README, "Drop-in"): a runtime
 with its own record shapes subclasses the writer and points ``build_header``
@@ -29,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from sessionwal import _native
 from sessionwal.errors import SessionFormatError
 
 __all__ = [
@@ -37,15 +49,18 @@ __all__ = [
     "MAX_LINE_ENV",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
+    "TAIL_KINDS",
     "TRAILER_KEYS",
     "USAGE_KEYS",
     "FileSummary",
     "Structure",
+    "ValidLog",
     "build_chunk_record",
     "build_header",
     "build_recovered_trailer",
     "build_trailer",
     "chunk_kind_value",
+    "describe_tail",
     "iter_lines",
     "line_too_long",
     "max_line_bytes",
@@ -53,6 +68,7 @@ __all__ = [
     "parse_line",
     "str_enum_is_its_value",
     "usage_record",
+    "valid_log",
 ]
 
 SCHEMA_VERSION = 1
@@ -254,14 +270,15 @@ class Structure:
         if record_type == "chunk":
             self.feed_chunks(line, 1)
             return record_type
-        self._check_not_after_trailer(line)
         if record_type == "header":
             if self.header_line is None:
                 self.header_line, self.header_id = line, record.get("id")
                 self.segment_chunks = 0
             elif record.get("id") != self.header_id:
                 # A header for the same id is a reopened session: writers append
-                # to an abandoned partial file (as the seed does). Another id is not.
+                # to an abandoned partial file (as the seed does), also after a
+                # trailer (a lost rename, or hooks naming one file for both).
+                # Another id is not.
                 raise self._error(
                     line,
                     f"header for another session id {record.get('id')!r} "
@@ -269,7 +286,9 @@ class Structure:
                 )
             else:
                 self.segment_chunks = 0
+                self.trailer_line = None
         else:
+            self._check_not_after_trailer(line)
             self._check_after_header(line, record_type)
             self.trailer_line = line
         return str(record_type)
@@ -333,6 +352,7 @@ def iter_lines(
     *,
     path: Path | str | None = None,
     max_line: int | None = None,
+    end: int | None = None,
 ) -> Iterator[tuple[int, bytes]]:
     """``(line number, line without newline)`` for each complete line of ``file``.
 
@@ -340,11 +360,16 @@ def iter_lines(
     is appended to ``torn`` when given. Memory is bounded by ``max_line``
     (default :func:`max_line_bytes`): a complete line longer than that raises
     :class:`SessionFormatError` naming ``path:line`` (``path`` defaults to
-    the file's name); a torn tail that long is counted, never held.
+    the file's name); a torn tail that long is counted, never held. With
+    ``end`` (the valid log :func:`valid_log` found), nothing past its first
+    ``end`` bytes is read.
     """
     limit = max_line_bytes() if max_line is None else max_line
+    remaining = -1 if end is None else end
     number = 0
-    while raw := file.readline(limit + 1):
+    while remaining and (raw := file.readline(limit + 1 if remaining < 0 else remaining)):
+        if remaining > 0:
+            remaining -= len(raw)
         number += 1
         if raw.endswith(b"\n"):
             yield number, raw[:-1]
@@ -362,19 +387,101 @@ def iter_lines(
         return
 
 
+#: What a crash tail looks like, by the kind ``valid_log`` reports, in words.
+TAIL_KINDS = {
+    "zeros": "NUL bytes only (the size was extended over data that never landed)",
+    "hole": "NUL bytes and data that landed around them (pages written back out of order)",
+    "torn": "a record cut short",
+    "garbage": "a line that is not a JSON object",
+    "unrecognized record": "a JSON object without a known record_type",
+    "out of sequence": "a record out of sequence",
+}
+
+
+def describe_tail(size: int, kind: str | None, line: int | None) -> str:
+    """``"a crash tail of N bytes from line L (<kind in words>)"``."""
+    words = TAIL_KINDS.get(kind or "torn", str(kind))
+    where = f" from line {line}" if line is not None else ""
+    return f"a crash tail of {size} byte{'' if size == 1 else 's'}{where} ({words})"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidLog:
+    """Where the valid log of a file ends (the recovery rule) and what follows."""
+
+    #: Bytes of the valid log: it ends with a newline, or is empty.
+    end: int
+    #: Bytes in the file when it was read.
+    size: int
+    #: ``None``, or the kind of the crash tail (a key of :data:`TAIL_KINDS`).
+    tail: str | None
+    #: Where the trailer ending the log starts, when it ends with one.
+    trailer_at: int | None
+    #: Chunk records in the log.
+    chunks: int
+    #: Records (lines) in the log.
+    records: int
+
+    @property
+    def tail_bytes(self) -> int:
+        return self.size - self.end
+
+    @property
+    def tail_line(self) -> int | None:
+        """The line the crash tail starts on, when there is one."""
+        return None if self.tail is None else self.records + 1
+
+    def describe_tail(self) -> str:
+        """:func:`describe_tail` of this log's tail, or ``""`` when there is none."""
+        if self.tail is None:
+            return ""
+        return describe_tail(self.tail_bytes, self.tail, self.tail_line)
+
+
+def valid_log(
+    path: Path, source: Path | int | bytes | None = None, *, max_line: int | None = None
+) -> ValidLog:
+    """The recovery rule (module doc) on the file at ``path``: read from ``source``
+    when given (an open descriptor, read from its start without moving its
+    offset, or the file's bytes). One sequential read, natively.
+
+    Raises :class:`~sessionwal.errors.SessionFormatError` for a line longer than
+    ``max_line`` (default :func:`max_line_bytes`) where the log would continue: it
+    may be a record, so it is never cut as a crash tail. ``OSError`` when unreadable.
+    """
+    limit = max_line_bytes() if max_line is None else max_line
+    result = _native.recover(path if source is None else source, max_line=limit)
+    too_long = result["line_too_long"]
+    if too_long is not None:
+        raise line_too_long(path, too_long[0], limit)
+    return ValidLog(
+        end=result["end"],
+        size=result["size"],
+        tail=result["tail"],
+        trailer_at=result["trailer_at"],
+        chunks=result["chunks"],
+        records=result["records"],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class FileSummary:
     """What a reader found in one session file: the facts its state is judged on."""
 
     path: Path
     size: int
-    #: Bytes after the last newline (a record cut short by a crash).
+    #: Bytes of the crash tail: after the valid log (see :func:`valid_log`).
     torn_bytes: int
+    #: Empty when the valid log is (the file has no complete header).
     header: dict[str, Any]
     trailer: dict[str, Any] | None
     chunk_count: int
     #: Chunk records since the last header (a reopened session has several).
     segment_chunk_count: int
+    #: The kind of the crash tail (a key of :data:`TAIL_KINDS`), or ``None``.
+    tail: str | None = None
+    #: The line the crash tail starts on, or ``None``.
+    tail_line: int | None = None
 
     @property
     def recovered(self) -> bool:

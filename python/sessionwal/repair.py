@@ -7,13 +7,16 @@ every complete record:
 
 1. open the partial file and take its lock (refuse if a writer holds it:
    the session is in flight), and check the path still names the file locked;
-2. read it and check every complete record with the loader's rules (refuse a
-   corrupt file: cutting a torn tail is all repair does);
+2. read it and find its valid log by the recovery rule
+   (:func:`sessionwal.records.valid_log`: the records up to the last
+   complete, valid one in sequence); refuse a file without a header in it,
+   or with a line longer than the readers' maximum;
 3. copy the original bytes (holes stay holes) to a temporary name, fsync
    it, and only then give it the backup name ``<partial>.bak`` (``.bak.1``,
    ... if taken) without replacing anything, and fsync the directory: a
    ``.bak`` is always complete;
-4. cut the torn tail (the bytes after the last newline), append a trailer
+4. cut the crash tail (everything after the valid log: a torn line, NUL
+   bytes left by power loss, garbage, and any record beyond), append a trailer
    ``{"record_type": "trailer", "closed_at": <now>, "final_chunk_count": N,
    "cumulative_usage": null, "recovered": true}`` (N = complete chunk records;
    the usage is unknown) unless the file already ends with a trailer (a crash
@@ -40,7 +43,14 @@ from pathlib import Path
 from sessionwal import files
 from sessionwal.errors import PersistenceError, RepairRefused, SessionFormatError
 from sessionwal.files import BACKUP_SUFFIX
-from sessionwal.records import Structure, build_recovered_trailer, iter_lines, parse_line
+from sessionwal.records import (
+    Structure,
+    ValidLog,
+    build_recovered_trailer,
+    iter_lines,
+    parse_line,
+    valid_log,
+)
 
 __all__ = ["RepairRefused", "RepairResult", "recovered_trailer", "repair_session"]
 
@@ -56,12 +66,14 @@ class RepairResult:
     backup: Path
     #: Complete chunk records kept.
     chunk_count: int
-    #: Bytes of the torn tail that were cut.
+    #: Bytes of the crash tail that were cut (they stay in the backup).
     torn_bytes: int
     #: False when the file already ended with a trailer.
     trailer_added: bool
     #: Where an earlier closed session of the same id was kept (``<final>.~N~``).
     earlier: Path | None = None
+    #: The kind of the crash tail cut (see :data:`sessionwal.records.TAIL_KINDS`), or None.
+    tail: str | None = None
 
 
 _COPY_STEP = 1 << 20
@@ -143,19 +155,18 @@ def _install(partial: Path, final: Path, backup: Path) -> None:
     os.unlink(partial)
 
 
-def _check(path: Path, fd: int) -> tuple[int, int, bool, int]:
-    """(complete chunk records, those since the last header, ends with a
-    trailer, torn bytes), or the loader's error, reading a line at a time.
-    The recovered trailer counts like a writer's would: since the last
-    header (a reopened session has several)."""
+def _check(path: Path, fd: int) -> tuple[ValidLog, int, int]:
+    """(the valid log, its chunk records, those since the last header), or the
+    loader's error, reading the log a line at a time (the tail is never read).
+    The recovered trailer counts like a writer's would: since the last header
+    (a reopened session has several)."""
+    log = valid_log(path, fd)
     structure = Structure(path)
-    torn: list[int] = []
     with open(fd, "rb", closefd=False) as file:
-        for line, raw in iter_lines(file, torn, path=path):
+        for line, raw in iter_lines(file, path=path, end=log.end):
             structure.feed(line, parse_line(path, line, raw))
     structure.finish()
-    chunks, segment_chunks = structure.chunks, structure.segment_chunks
-    return chunks, segment_chunks, structure.trailer_line is not None, sum(torn)
+    return log, structure.chunks, structure.segment_chunks
 
 
 def repair_session(path: Path | str) -> RepairResult:
@@ -180,11 +191,12 @@ def repair_session(path: Path | str) -> RepairResult:
             # Its writer closed it (renamed it away) between our open and lock.
             raise RepairRefused(f"'{partial}' was renamed or removed while opening it")
         try:
-            chunk_count, segment_chunks, has_trailer, torn_bytes = _check(partial, fd)
+            log, chunk_count, segment_chunks = _check(partial, fd)
         except SessionFormatError as exc:
             raise RepairRefused(f"not repairing a corrupt file: {exc}") from None
-        size = os.fstat(fd).st_size
-        complete = size - torn_bytes
+        size = log.size
+        complete = log.end
+        has_trailer = log.trailer_at is not None
         backup = _write_backup(partial, fd, size)
         os.ftruncate(fd, complete)
         if not has_trailer:
@@ -203,8 +215,9 @@ def repair_session(path: Path | str) -> RepairResult:
             backup=backup,
             earlier=earlier,
             chunk_count=chunk_count,
-            torn_bytes=torn_bytes,
+            torn_bytes=log.tail_bytes,
             trailer_added=not has_trailer,
+            tail=log.tail,
         )
     finally:
         os.close(fd)

@@ -41,6 +41,7 @@ pub fn to_pyerr(py: Python<'_>, err: WalError) -> PyErr {
         | WalError::Poisoned { .. }
         | WalError::Forked
         | WalError::Replaced { .. }
-        | WalError::NotRegular { .. } => persistence_error(py, err.to_string()),
+        | WalError::NotRegular { .. }
+        | WalError::Unrecoverable { .. } => persistence_error(py, err.to_string()),
     }
 }

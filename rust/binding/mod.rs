@@ -33,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(encoding::encode_record, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_file, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::recover, m)?)?;
     let framing = PyDict::new(m.py());
     for (name, bytes) in crate::framing::CHUNK_FRAMING {
         framing.set_item(name, PyBytes::new(m.py(), bytes))?;

@@ -350,30 +350,64 @@ fn abandon_keeps_the_partial_file_and_releases_the_lock() {
 }
 
 #[test]
-fn reopening_cuts_a_torn_tail_back_to_the_last_line() {
+fn reopening_cuts_the_crash_tail_back_to_the_last_valid_record() {
+    let head = lines(&[HEADER, &chunk(0)]);
     let big_torn = vec![b'x'; 200 * 1024];
-    let cases: [(&[u8], &[u8]); 5] = [
-        (b"", b""),
-        (b"{\"a\": 1}\n", b"{\"a\": 1}\n"),
-        (b"{\"a\": 1}\n{\"b\": ", b"{\"a\": 1}\n"),
-        (b"{\"a\": 1}\n\0\0\0\0", b"{\"a\": 1}\n"),
-        (b"no newline at all", b""),
+    let with = |tail: &[u8]| [head.as_slice(), tail].concat();
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (vec![], vec![]),
+        (head.clone(), head.clone()),
+        (with(b"{\"record_type\": \"chu"), head.clone()),
+        (with(&[0; 5000]), head.clone()),
+        // Power loss: a NUL hole, then later records that landed.
+        (
+            with(&[vec![0; 4096], chunk(7), chunk(8)].concat()),
+            head.clone(),
+        ),
+        (with(b"stale\n"), head.clone()),
+        (with(&big_torn), head.clone()),
+        (big_torn.clone(), vec![]),
+        (vec![0; 100], vec![]),
+        // A close whose rename was lost: the trailer stays, the new header
+        // after it is a reopen (as the seed writes it).
+        (with(TRAILER), with(TRAILER)),
+        (with(&[TRAILER, b"\0\0".as_slice()].concat()), with(TRAILER)),
     ];
-    let long = [b"{\"a\": 1}\n".as_slice(), &big_torn].concat();
-    let cases = cases
-        .iter()
-        .map(|(a, b)| (a.to_vec(), b.to_vec()))
-        .chain([(long, b"{\"a\": 1}\n".to_vec()), (big_torn, vec![])]);
     for (on_disk, kept) in cases {
         let fx = Fixture::new();
         std::fs::create_dir_all(fx.partial.parent().unwrap()).unwrap();
         std::fs::write(&fx.partial, &on_disk).unwrap();
         let mut wal = fx.started(SyncMode::Never);
-        wal.append(&chunk(0)).unwrap();
+        wal.append(&chunk(1)).unwrap();
         wal.abandon();
-        assert_eq!(fx.partial_bytes(), [&kept, HEADER, &chunk(0)].concat());
+        let shown = String::from_utf8_lossy(&on_disk[..on_disk.len().min(80)]).into_owned();
+        assert_eq!(
+            fx.partial_bytes(),
+            [&kept, HEADER, &chunk(1)].concat(),
+            "{shown}"
+        );
         let cut = usize::from(kept.len() != on_disk.len());
-        assert_eq!(fx.sys.truncates(), cut);
+        assert_eq!(fx.sys.truncates(), cut, "{shown}");
+    }
+}
+
+#[test]
+fn reopening_refuses_what_a_crash_cannot_leave() {
+    let head = lines(&[HEADER, &chunk(0)]);
+    let other_id = b"{\"record_type\": \"header\", \"id\": \"other\"}\n".as_slice();
+    for tail in [b"{\"type\": \"custom\"}\n".as_slice(), other_id] {
+        let on_disk = [head.as_slice(), tail].concat();
+        let fx = Fixture::new();
+        std::fs::create_dir_all(fx.partial.parent().unwrap()).unwrap();
+        std::fs::write(&fx.partial, &on_disk).unwrap();
+        let err = fx.open(SyncMode::Never).err().expect("refused");
+        assert!(matches!(err, WalError::Unrecoverable { .. }), "{err}");
+        assert_eq!(fx.partial_bytes(), on_disk, "untouched");
+        // The lock was released: another open gets the same answer, not Locked.
+        assert!(matches!(
+            fx.open(SyncMode::Never),
+            Err(WalError::Unrecoverable { .. })
+        ));
     }
 }
 

@@ -19,6 +19,9 @@ use std::ffi::CString;
 #[cfg(unix)]
 use std::os::fd::{AsRawFd, RawFd};
 
+#[cfg(unix)]
+use super::check;
+
 pub struct Dir {
     path: PathBuf,
     #[cfg(unix)]
@@ -204,15 +207,6 @@ fn make_private_dir(dir: &Path) -> io::Result<()> {
 pub(super) fn c_name(name: &OsStr) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-#[cfg(unix)]
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 /// The kernel's own no-replace rename (`EEXIST` when `to` exists).

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sessionwal import files
+from sessionwal import _native, files, records
 from sessionwal.errors import PersistenceError
 from sessionwal.replicate._layout import (
     BOUNDARY_WINDOW,
@@ -195,6 +195,34 @@ def _next_piece(fd: int, start: int, size: int) -> bytes | None:
     if cut < 0:
         return None
     return data[: cut + 1]
+
+
+def _first_line(fd: int) -> bytes:
+    """The file's first line with its newline (its header), or b"" if it has none."""
+    data = b""
+    while True:
+        more = _pread(fd, BOUNDARY_WINDOW, len(data))
+        newline = more.find(b"\n")
+        if newline >= 0:
+            return data + more[: newline + 1]
+        if not more or len(data) > records.max_line_bytes():
+            return b""
+        data += more
+
+
+def _valid_part(fd: int, start: int, data: bytes) -> bytes:
+    """The longest prefix of ``data`` (complete lines read from ``start``) that the
+    recovery rule (:func:`sessionwal.records.valid_log`) accepts as the continuation
+    of the file's valid log, so a NUL hole, garbage or records beyond them left
+    by a power loss are never shipped. Only the new lines are read, behind the
+    header for context (a file whose shipped part ended with a trailer is the
+    one case the context misses: it is a crashed close, whose next valid line is
+    a reopen's header anyway)."""
+    context = b"" if start == 0 else _first_line(fd)
+    if start and not context:
+        return b""
+    end = _native.recover(context + data, max_line=records.max_line_bytes())["end"]
+    return data[: max(0, end - len(context))]
 
 
 def _complete_length(fd: int, size: int) -> int:
@@ -473,6 +501,17 @@ class Replicator:
         else:
             self._settled.pop(path, None)
 
+    def _open_unless_settled(self, path: Path) -> int | None:
+        """A descriptor for reading ``path``, or ``None`` when it is gone or,
+        by its stat, unchanged since :meth:`_settle` saw it fully shipped."""
+        try:
+            key = _stat_key(os.stat(path, follow_symlinks=False))
+        except FileNotFoundError:
+            return None
+        if self._settled.get(path) == key:
+            return None
+        return _open_for_reading(path)
+
     def _boundary_holds(self, fd: int, generation: Generation, limit: int) -> bool:
         """True when the file still holds, before the generation's last shipped offset,
         the bytes that were shipped there (checked by digest, never by size)."""
@@ -484,13 +523,7 @@ class Replicator:
 
     def _sync_open(self, remote: RemoteSession, path: Path) -> int:
         """Ships an open session's new complete lines; returns the number of objects put."""
-        try:
-            key = _stat_key(os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            return 0
-        if self._settled.get(path) == key:
-            return 0
-        fd = _open_for_reading(path)
+        fd = self._open_unless_settled(path)
         if fd is None:
             return 0
         objects = 0
@@ -509,6 +542,8 @@ class Replicator:
             start = generation.live_end if generation is not None else 0
             while start < size and not self._stop.is_set():
                 data = _next_piece(fd, start, size)
+                if data is not None and files.is_partial(path):
+                    data = _valid_part(fd, start, data) or None
                 if data is None:
                     break
                 if generation is None:
@@ -532,13 +567,7 @@ class Replicator:
 
     def _sync_closed(self, remote: RemoteSession, path: Path) -> int:
         """Ships a closed session as one object (consolidating its live segments)."""
-        try:
-            key = _stat_key(os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            return 0
-        if self._settled.get(path) == key:
-            return 0
-        fd = _open_for_reading(path)
+        fd = self._open_unless_settled(path)
         if fd is None:
             return 0
         try:

@@ -6,6 +6,10 @@
 //! - a file holds what its last fdatasync saw, plus, of what was written
 //!   since, nothing / any prefix / zeros / garbage, or any whole earlier
 //!   version since that sync (a truncate may be lost too);
+//! - or, as pages are written back out of order: of the pages written since
+//!   that sync, any subset landed, the rest holding the old bytes or NULs,
+//!   with the size extended to the written length (the NUL hole of XFS or
+//!   ext4 `data=writeback`) or to the end of the last page that landed;
 //! - a directory holds the entries of its last fsync, plus any prefix (in
 //!   order) of the creates and renames made in it since: a rename or create
 //!   without a directory fsync may be reverted.
@@ -15,7 +19,9 @@
 //! garbage tail, never a torn line in the middle); under `Always` every
 //! acknowledged record survives; with any fsyncing mode a file under the
 //! final name is complete and ends with the trailer, and after `close`
-//! returns, the final name is there.
+//! returns, the final name is there. On the out-of-order images the same
+//! holds of the log the recovery rule finds (`crate::scan::recovery`), and a
+//! reopen that cuts there and appends gives a file that is valid to its end.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,10 +29,16 @@ use std::time::Duration;
 
 use super::recording::{Op, WriteFault};
 use super::{chunk, Fixture, HEADER, TRAILER};
+use crate::scan::{valid_prefix, TailKind, DEFAULT_MAX_LINE};
 use crate::sync_mode::SyncMode;
 
 /// Tails up to this long get every prefix; longer ones a sample.
 const ALL_PREFIXES_UP_TO: usize = 1024;
+/// The model's page: smaller than a record, so a record spans pages and a
+/// page boundary falls inside most records.
+const PAGE: usize = 16;
+/// Up to this many dirty pages get every subset of landed pages; more get a sample.
+const ALL_SUBSETS_UP_TO: usize = 8;
 
 #[derive(Clone, Debug)]
 enum DirOp {
@@ -100,6 +112,68 @@ impl FileState {
         images.dedup();
         images
     }
+
+    /// Images after out-of-order writeback: each subset of the pages
+    /// written since the last sync landed, with the size extended to the
+    /// written length or only to the last page that landed.
+    fn out_of_order_images(&self) -> Vec<Vec<u8>> {
+        let (synced, current) = (&self.synced, &self.current);
+        let same = synced
+            .iter()
+            .zip(current)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let first_page = same / PAGE * PAGE;
+        let pages: Vec<usize> = (first_page..current.len()).step_by(PAGE).collect();
+        let mut images = Vec::new();
+        for landed in page_subsets(pages.len()) {
+            let mut extended = synced.clone();
+            extended.resize(current.len().max(synced.len()), 0);
+            let mut last_landed_end = synced.len();
+            for (&page, _) in pages.iter().zip(&landed).filter(|(_, &l)| l) {
+                let end = (page + PAGE).min(current.len());
+                extended[page..end].copy_from_slice(&current[page..end]);
+                last_landed_end = last_landed_end.max(end);
+            }
+            let mut short = extended.clone();
+            short.truncate(last_landed_end);
+            extended.truncate(current.len().max(synced.len()));
+            images.extend([extended, short]);
+        }
+        images.sort();
+        images.dedup();
+        images
+    }
+}
+
+/// Which of `n` pages landed, for every subset when there are few, else a
+/// deterministic sample: none, all, each one alone, all but each one, and
+/// pseudo-random mixes.
+fn page_subsets(n: usize) -> Vec<Vec<bool>> {
+    if n <= ALL_SUBSETS_UP_TO {
+        return (0..1u32 << n)
+            .map(|mask| (0..n).map(|i| mask & (1 << i) != 0).collect())
+            .collect();
+    }
+    let mut subsets = vec![vec![false; n], vec![true; n]];
+    for i in 0..n {
+        subsets.push((0..n).map(|j| j == i).collect());
+        subsets.push((0..n).map(|j| j != i).collect());
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+    for _ in 0..64 {
+        subsets.push(
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    state >> 63 == 1
+                })
+                .collect(),
+        );
+    }
+    subsets
 }
 
 /// What the log says happened up to one cut point.
@@ -276,8 +350,58 @@ fn check_cut(
                     fail(format!("{name:?}: final name without a trailer"));
                 }
             }
+            for image in disk.files[&file].out_of_order_images() {
+                out.images += 1;
+                if let Err(what) = check_recovered(&image, committed, known, acked, sync) {
+                    fail(format!("{name:?} (out of order): {what}"));
+                }
+                if name == final_path && sync.syncs_on_close() && !image.ends_with(TRAILER) {
+                    fail(format!(
+                        "{name:?} (out of order): final name without a trailer"
+                    ));
+                }
+            }
         }
     }
+}
+
+/// What the recovery rule makes of one image: the log it finds holds only
+/// committed records, in order; under `Always` every acknowledged one; and a
+/// reopen that cuts where the writer does and appends yields a valid file.
+fn check_recovered(
+    image: &[u8],
+    committed: &[u8],
+    known: &HashSet<Vec<u8>>,
+    acked: usize,
+    sync: &SyncMode,
+) -> Result<(), String> {
+    let prefix = valid_prefix(image, DEFAULT_MAX_LINE).map_err(|e| e.to_string())?;
+    let log = &image[..prefix.end as usize];
+    if !committed.starts_with(log) {
+        return Err("the recovered log is not a prefix of the committed records".into());
+    }
+    if let Some(line) = log
+        .split_inclusive(|&b| b == b'\n')
+        .find(|l| !known.contains(*l))
+    {
+        return Err(format!(
+            "recovered line {:?} is not a whole record",
+            String::from_utf8_lossy(line)
+        ));
+    }
+    if *sync == SyncMode::Always && log.len() < acked {
+        return Err(format!(
+            "recovered {} bytes of {acked} acknowledged",
+            log.len()
+        ));
+    }
+    let kept = prefix.end as usize;
+    let reopened = [&image[..kept], HEADER, &chunk(99), TRAILER].concat();
+    let after = valid_prefix(reopened.as_slice(), DEFAULT_MAX_LINE).map_err(|e| e.to_string())?;
+    if after.end != reopened.len() as u64 || after.trailer_at.is_none() {
+        return Err(format!("reopen-append-close left {:?}", after.tail));
+    }
+    Ok(())
 }
 
 /// A scenario's WAL calls, logging each successful append and close.
@@ -468,4 +592,28 @@ fn model_flags_a_torn_line_left_in_the_middle() {
         .iter()
         .any(|v| v.contains("not a whole record"));
     assert!(found, "{:#?}", checked.violations);
+}
+
+#[test]
+fn out_of_order_images_hold_holes_that_a_newline_cut_would_append_after() {
+    // The new images matter: some end in a NUL hole with later records, and
+    // there the old reopen (cut at the last newline) glues the next session
+    // segment after garbage, which no reader can get past.
+    let fx = record(&SyncMode::Close, plain_session);
+    let mut disk = Disk::default();
+    let (mut holes, mut glued) = (0, 0);
+    for op in fx.sys.log() {
+        disk.apply(&op);
+        for state in disk.files.values() {
+            for image in state.out_of_order_images() {
+                let prefix = valid_prefix(image.as_slice(), DEFAULT_MAX_LINE).unwrap();
+                holes += usize::from(prefix.tail == Some(TailKind::Hole));
+                let newline_cut = image.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let appended = [&image[..newline_cut], HEADER, TRAILER].concat();
+                let after = valid_prefix(appended.as_slice(), DEFAULT_MAX_LINE).unwrap();
+                glued += usize::from(after.end < appended.len() as u64);
+            }
+        }
+    }
+    assert!(holes > 100 && glued > 100, "holes {holes}, glued {glued}");
 }
