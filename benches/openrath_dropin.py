@@ -73,12 +73,7 @@ PERSISTENCE_TESTS = ("tests/session/persistence",)
 NEEDS_SERVICES = "not opensandbox and not opensandbox_real and not openviking and not live_llm"
 OUTCOMES = ("passed", "failed", "error", "skipped")
 # Differences understood and accepted, with why; printed, but not a regression.
-EXPECTED = {
-    "tests.session.persistence.test_storage_meta::test_second_writer_against_same_id_fails": (
-        "the lock conflict raises sessionwal.PersistenceError (a RuntimeError, same message), "
-        "not OpenRath's own PersistenceError class: no hook chooses the error class"
-    ),
-}
+EXPECTED: dict[str, str] = {}
 
 
 @dataclass

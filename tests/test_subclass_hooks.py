@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 import sessionwal
 from sessionwal import ChunkRow
 from sessionwal.aio import AsyncSessionWriter
@@ -103,3 +105,34 @@ async def _close_in_place_async(directory: Path) -> None:
 def test_hooks_naming_one_file_for_both_leave_it_in_place_asyncio(tmp_path):
     asyncio.run(_close_in_place_async(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.log"]
+
+
+class RuntimePersistenceError(RuntimeError):
+    """A runtime's own error class, unrelated to sessionwal's."""
+
+
+def test_a_refused_open_raises_the_runtimes_own_error_class(writer_cls, tmp_path):
+    class RuntimeWriter(writer_cls):
+        lock_error = RuntimePersistenceError
+
+    path = tmp_path / "session-1.jsonl"
+    with RuntimeWriter(make_session(), path=path):
+        with pytest.raises(RuntimePersistenceError, match="already writing") as refused:
+            RuntimeWriter(make_session(), path=path)
+        assert isinstance(refused.value.__cause__, sessionwal.PersistenceError)
+        # Without the hook: sessionwal's own class, as before.
+        with pytest.raises(sessionwal.PersistenceError, match="already writing"):
+            writer_cls(make_session(), path=path)
+
+
+def test_a_refused_async_open_raises_the_runtimes_own_error_class(tmp_path):
+    class RuntimeAsyncWriter(AsyncSessionWriter):
+        lock_error = RuntimePersistenceError
+
+    async def main() -> None:
+        path = tmp_path / "session-1.jsonl"
+        async with RuntimeAsyncWriter(make_session(), path=path):
+            with pytest.raises(RuntimePersistenceError, match="already writing"):
+                RuntimeAsyncWriter(make_session(), path=path)
+
+    asyncio.run(main())

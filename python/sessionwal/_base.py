@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sessionwal import files, records
+from sessionwal.errors import PersistenceError
 
 __all__ = ["SYNC_MODES", "WriterBase"]
 
@@ -27,6 +28,11 @@ class WriterBase:
     build_chunk_record = staticmethod(records.build_chunk_record)
     session_file = staticmethod(files.session_file)
     session_partial_file = staticmethod(files.session_partial_file)
+    #: The exception class a refused open raises (another writer holds the
+    #: session, or its path is refused). A runtime whose code catches its own
+    #: ``PersistenceError`` points this at it; the message stays ours and the
+    #: original error is its ``__cause__``.
+    lock_error: type[Exception] = PersistenceError
 
     # Set by the concrete writer's constructor (via _resolve_paths).
     _final_path: Path
@@ -66,6 +72,14 @@ class WriterBase:
             else:
                 files.check_directory(directory, default=False)
         return final_path, partial_path
+
+    def _refused(self, error: PersistenceError) -> Exception:
+        """``error`` as the runtime's :attr:`lock_error` class (itself by default)."""
+        if isinstance(error, self.lock_error):
+            return error
+        refused = self.lock_error(str(error))
+        refused.__cause__ = error
+        return refused
 
     def _uses_default_chunk_builder(self) -> bool:
         return type(self).build_chunk_record is WriterBase.build_chunk_record

@@ -43,6 +43,7 @@ from sessionwal._native import (
     io_threads,
     set_io_threads,
 )
+from sessionwal.errors import PersistenceError
 
 __all__ = [
     "DEFAULT_MAX_QUEUED_BYTES",
@@ -94,7 +95,10 @@ class AsyncSessionWriter(WriterBase, NativeAsyncWriter):
         self._finished: asyncio.Future[None] | None = None
         self._close_error_raised = False
         custom_builder = None if self._uses_default_chunk_builder() else self.build_chunk_record
-        self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
+        try:
+            self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
+        except PersistenceError as refused:
+            raise self._refused(refused)  # noqa: B904 - _refused sets the cause
         try:
             header = self.build_header(session, sandbox_handle_id=sandbox_handle_id)
             ready = self._loop.create_future()

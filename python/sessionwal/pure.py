@@ -195,7 +195,7 @@ class SessionWriter(WriterBase):
                 raise
             if not locked:
                 file.close()
-                raise _lock_conflict(self._partial_path)
+                raise self._refused(_lock_conflict(self._partial_path))
             self._file = file
             if not existed:
                 os.chmod(self._partial_path, 0o600)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sessionwal._base import WriterBase, check_sync_mode
 from sessionwal._native import NativeWriter
+from sessionwal.errors import PersistenceError
 
 __all__ = ["SessionWriter"]
 
@@ -38,7 +39,10 @@ class SessionWriter(WriterBase, NativeWriter):
         self._session = session
         self._final_path, self._partial_path = self._resolve_paths(session, path)
         custom_builder = None if self._uses_default_chunk_builder() else self.build_chunk_record
-        self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
+        try:
+            self._open(self._partial_path, self._final_path, sync, sync_interval, custom_builder)
+        except PersistenceError as refused:
+            raise self._refused(refused)  # noqa: B904 - _refused sets the cause
         try:
             self._append_record(self.build_header(session, sandbox_handle_id=sandbox_handle_id))
         except BaseException:
