@@ -73,7 +73,12 @@ PERSISTENCE_TESTS = ("tests/session/persistence",)
 NEEDS_SERVICES = "not opensandbox and not opensandbox_real and not openviking and not live_llm"
 OUTCOMES = ("passed", "failed", "error", "skipped")
 # Differences understood and accepted, with why; printed, but not a regression.
-EXPECTED: dict[str, str] = {}
+EXPECTED: dict[str, str] = {
+    "exercise::test_a_reopened_id_loads_its_last_run_and_delete_leaves_nothing_behind": (
+        "closing an id that is already closed keeps the earlier file as <id>.jsonl.~N~ "
+        "(docs/safety.md; README, drop-in): OpenRath's own delete does not know that name"
+    ),
+}
 
 
 @dataclass

@@ -208,8 +208,10 @@ def make_writer_class(runtime: ModuleType, seed: type) -> type:
         "session_file": staticmethod(runtime.session_file),
         "session_partial_file": staticmethod(runtime.session_partial_file),
     }
-    if hasattr(runtime, "PersistenceError"):  # a refused open raises the runtime's own class
-        hooks["lock_error"] = runtime.PersistenceError
+    # A refused open raises the runtime's own class (OpenRath's lives in the
+    # package's errors module, beside the writer's).
+    errors = importlib.import_module(runtime.__name__.rpartition(".")[0] + ".errors")
+    hooks["lock_error"] = errors.PersistenceError
     if CHUNKS == "runtime":
         hooks["build_chunk_record"] = staticmethod(runtime.build_chunk_record)
     elif CHUNKS != "native":
